@@ -1,0 +1,120 @@
+"""Item loaders: every field of an article passes through small pure processors built from w3lib."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from itemloaders.processors import Compose, Identity, Join, MapCompose, TakeFirst
+from scrapy.loader import ItemLoader
+from w3lib.html import remove_tags, replace_entities, strip_html5_whitespace
+from w3lib.url import safe_url_string
+
+from newscrawl.items import Article, BoilerplateBlock, Image, RelatedLink
+from newscrawl.page.article import ArticleReading
+
+
+def normalize_space(text: str) -> str:
+    """Collapse runs of whitespace (NBSP included) to one space; drop NUL and other control characters."""
+    text = "".join(ch for ch in text if ch >= " " or ch in "\t\n")
+    return " ".join(text.split())
+
+
+def drop_empty(text: str) -> str | None:
+    return text or None
+
+
+def clean_url(url: str) -> str | None:
+    """An absolute http(s) URL, percent-encoded; script and data URLs never get through."""
+    url = strip_html5_whitespace(url)
+    if not url.lower().startswith(("http://", "https://", "file://")):
+        return None
+    return safe_url_string(url)
+
+
+#: Plain text from anything a page may put in a text field: tags, entities, stray whitespace.
+clean_text = MapCompose(str, remove_tags, replace_entities, normalize_space, drop_empty)
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    cleaned = clean_text(value)
+    return cleaned[0] if cleaned else None
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    return asdict(value) if is_dataclass(value) else dict(value)
+
+
+def make_image(value: Any) -> Image | None:
+    data = _fields(value)
+    src = clean_url(str(data.get("src") or ""))
+    if not src:
+        return None
+    disclosure = _text_or_none(data.get("disclosure"))
+    return Image(
+        src=src,
+        alt=_text_or_none(data.get("alt")),
+        caption=_text_or_none(data.get("caption")),
+        credit=_text_or_none(data.get("credit")),
+        ai_generated=bool(data.get("ai_generated")) or disclosure is not None,
+        disclosure=disclosure,
+    )
+
+
+def make_related(value: Any) -> RelatedLink | None:
+    data = _fields(value)
+    url, title = clean_url(str(data.get("url") or "")), _text_or_none(data.get("title"))
+    if not url or not title:
+        return None
+    return RelatedLink(url=url, title=title, summary=_text_or_none(data.get("summary")), ai_reported=bool(data.get("ai_reported")))
+
+
+def make_boilerplate(value: Any) -> BoilerplateBlock | None:
+    data = _fields(value)
+    text = _text_or_none(data.get("text"))
+    return BoilerplateBlock(kind=str(data.get("kind") or "other"), text=text) if text else None
+
+
+def language_tag(value: str) -> str | None:
+    value = value.strip().replace("_", "-")
+    return value if value and all(part.isalnum() for part in value.split("-")) else None
+
+
+class ArticleLoader(ItemLoader):
+    default_item_class = Article
+    default_input_processor = clean_text
+    default_output_processor = TakeFirst()
+
+    url_in = MapCompose(clean_url)
+    canonical_url_in = MapCompose(clean_url)
+    body_out = Join("\n\n")
+    language_in = MapCompose(str, language_tag)
+    ai_reported_in = MapCompose(bool)
+    ai_reported_out = Compose(any)
+    authors_out = Identity()
+    images_in = MapCompose(make_image)
+    images_out = Identity()
+    related_in = MapCompose(make_related)
+    related_out = Identity()
+    boilerplate_in = MapCompose(make_boilerplate)
+    boilerplate_out = Identity()
+
+
+def load_article(reading: ArticleReading, **extra: Any) -> Article:
+    """The cleaned ``Article`` item for one page reading."""
+    loader = ArticleLoader()
+    for name in (
+        "url", "canonical_url", "title", "body", "language", "published_at", "modified_at", "authors",
+        "site_name", "ai_reported", "images", "social_summary", "related", "boilerplate",
+    ):
+        loader.add_value(name, getattr(reading, name))
+    for name, value in extra.items():
+        loader.add_value(name, value)
+    item = loader.load_item()
+    for name in ("authors", "images", "related", "boilerplate"):
+        if getattr(item, name) is None:
+            setattr(item, name, [])
+    item.ai_reported = bool(item.ai_reported)
+    return item

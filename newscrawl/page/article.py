@@ -1,0 +1,1176 @@
+"""Page understanding for article pages: from a parsel Selector to plain data, with no crawler involved.
+
+The page is laid out as text blocks (``dom.linearize``); labels from the locale table, landmarks and
+class/id hints mark what is chrome; a text-density score finds the article's prose; images take their
+captions and AI disclosures from their figure or media wrapper; labelled sections give the social
+summary and the related teasers. Structured data (JSON-LD, OpenGraph, ``__NEXT_DATA__``) fills what the
+visible page does not say, and loses where the two disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urljoin
+
+from lxml.html import HtmlElement
+from parsel import Selector
+
+from newscrawl.locales import LabelMatch, LocaleTable, default_locale_table
+from newscrawl.page.dom import HEADING_TAGS, Block, PageText, element_tag, linearize, normalize_space
+from newscrawl.page.language import detect_language
+from newscrawl.page.signals import chrome_kind, image_source, is_decorative_image, landmark_kind
+from newscrawl.page.structured import StructuredData, read_structured_data
+
+LABEL_KINDS = {
+    "ai_image": "ai_label",
+    "ai_reported": "ai_label",
+    "social_heading": "section_heading",
+    "related_heading": "section_heading",
+    "comments": "section_heading",
+    "cookie_phrase": "cookie_banner",
+    "cookie_accept": "cookie_banner",
+    "cookie_decline": "cookie_banner",
+    "read_more": "read_more",
+    "ad_label": "ad",
+    "newsletter": "newsletter",
+    "share": "share",
+    "navigation": "navigation",
+}
+# Concepts matched as a whole element's text; prefixes ("Foto:", "By") are matched elsewhere.
+WHOLE_LABEL_CONCEPTS = frozenset(LABEL_KINDS)
+SECTION_CONCEPTS = {"related_heading": "related", "social_heading": "social", "comments": "comments"}
+# Chrome that wraps a labelled box inside the article: only the box goes, never the text after it.
+BOX_CONCEPTS = {"ad_label": "ad", "newsletter": "newsletter", "cookie_phrase": "cookie_banner"}
+_DATE_ONLY = re.compile(
+    r"^(?:[A-Za-zÀ-ÿ]+\.?,?\s+)?(?:\d{1,4}[-./ ]\s*(?:\d{1,2}|[A-Za-zÀ-ÿ]+\.?)[-./ ,]\s*\d{2,4})"
+    r"(?:,?\s*(?:kl\.?|at|um|à|a las|alle|om)?\s*\d{1,2}[:.]\d{2}(?:\s*[AaPp][Mm])?)?$"
+)
+_SENTENCE_END = re.compile(r"[.!?…]\s*$")
+
+
+@dataclass
+class ImageReading:
+    src: str
+    alt: str | None
+    caption: str | None = None
+    credit: str | None = None
+    ai_generated: bool = False
+    disclosure: str | None = None
+
+
+@dataclass
+class RelatedReading:
+    url: str
+    title: str
+    summary: str | None = None
+    ai_reported: bool = False
+
+
+@dataclass
+class BoilerplateReading:
+    kind: str
+    text: str
+
+
+@dataclass
+class ArticleReading:
+    """What the page says, before loaders clean it into an ``Article`` item."""
+
+    url: str
+    canonical_url: str | None = None
+    title: str | None = None
+    body: list[str] = field(default_factory=list)
+    language: str | None = None
+    published_at: str | None = None
+    modified_at: str | None = None
+    authors: list[str] = field(default_factory=list)
+    site_name: str | None = None
+    ai_reported: bool = False
+    images: list[ImageReading] = field(default_factory=list)
+    social_summary: str | None = None
+    related: list[RelatedReading] = field(default_factory=list)
+    boilerplate: list[BoilerplateReading] = field(default_factory=list)
+    is_article: bool = False
+    not_article_reason: str | None = None
+    body_source: str = "dom"
+    article_links: list[str] = field(default_factory=list)
+
+
+def read_article(selector: Selector, url: str, locales: LocaleTable | None = None) -> ArticleReading:
+    """Read an article page. Pure: the same selector and URL always give the same reading."""
+    return ArticlePage(selector, url, locales).read()
+
+
+@dataclass
+class _Region:
+    element: HtmlElement
+    kind: str
+    heading: HtmlElement | None = None
+
+
+class ArticlePage:
+    """One page being read; subclasses may override the hooks for a site, never branch on URLs."""
+
+    def __init__(self, selector: Selector, url: str, locales: LocaleTable | None = None):
+        self.selector = selector
+        self.url = url
+        self.locales = locales or default_locale_table()
+        root = selector.root
+        self.root: HtmlElement = root if isinstance(root, HtmlElement) else None
+        base = self.root.xpath("//base/@href") if self.root is not None else []
+        self.base_url = urljoin(url, base[0].strip()) if base else url
+
+    # ---- entry point ------------------------------------------------------------------------------------
+
+    def read(self) -> ArticleReading:
+        reading = ArticleReading(url=self.url)
+        if self.root is None:
+            reading.not_article_reason = "not_html"
+            return reading
+        body_el = self.root.find("body")
+        if body_el is None:
+            body_el = self.root
+        self.data = read_structured_data(self.root)
+        self.page = linearize(body_el)
+        self._mark_labels()
+        self.title_el = self._find_title_element()
+        self.regions = self._find_regions()
+        self.block_region = self._assign_regions()
+        self._locate_body()
+        images = self._images()
+        body_blocks = self._body_blocks()
+
+        reading.canonical_url = self._absolute(self.data.canonical_url)
+        reading.site_name = self.data.site_name
+        reading.title = self._title()
+        reading.body = self._paragraphs(body_blocks)
+        reading.images = images
+        reading.social_summary = self._social_summary()
+        reading.related = self._related()
+        reading.ai_reported = self._article_ai_reported(body_blocks)
+        reading.published_at = self._published_at()
+        reading.modified_at = iso_datetime(self.data.modified_at)
+        reading.authors = list(self.data.authors)
+        reading.article_links = self._read_more_links(body_blocks)
+        self._apply_next_data(reading)
+        self._apply_json_ld_body(reading)
+        reading.boilerplate = self._boilerplate(body_blocks)
+        reading.language = detect_language(
+            "\n".join(reading.body) or (reading.title or ""),
+            declared=[self.data.language, self._declared_language()],
+        )
+        reading.is_article, reading.not_article_reason = self._is_article(reading, body_blocks)
+        return reading
+
+    # ---- labels -----------------------------------------------------------------------------------------
+
+    def _mark_labels(self) -> None:
+        """Find every element whose whole text is one or more UI labels; their text leaves every block."""
+        page = self.page
+        self.labels: dict[HtmlElement, list[LabelMatch]] = {}
+        candidates: list[tuple[int, int, HtmlElement, list[LabelMatch]]] = []
+        for element, (start, end) in page.spans.items():
+            if end <= start or end - start > 40 or element_tag(element) in ("html", "body"):
+                continue
+            text = "".join(page.pieces[start:end])
+            if len(text) > 200:
+                continue
+            matches = self.locales.split_labels(text, WHOLE_LABEL_CONCEPTS)
+            if matches:
+                candidates.append((start, -end, element, matches))
+        candidates.sort(key=lambda c: (c[0], c[1]))
+        # Keep the outermost element of nested label elements: "<span><b>Rapporterad av AI</b></span>".
+        last_end = -1
+        for start, neg_end, element, matches in candidates:
+            if start < last_end:
+                continue
+            self.labels[element] = matches
+            last_end = -neg_end
+        self.label_pieces = set()
+        for element in self.labels:
+            start, end = page.spans[element]
+            self.label_pieces.update(range(start, end))
+        self.clean_text: dict[int, str] = {}
+        for block in page.blocks:
+            if any(i in self.label_pieces for i in range(block.start, block.end)):
+                kept = [page.pieces[i] for i in range(block.start, block.end) if i not in self.label_pieces]
+                self.clean_text[block.index] = normalize_space("".join(kept))
+            else:
+                self.clean_text[block.index] = block.text
+        # Labels carried only by attributes: an overlay badge with aria-label, a title tooltip.
+        self.attribute_labels: list[tuple[HtmlElement, str]] = []
+        for element in self.root.xpath("//body//*[@aria-label or @title][not(self::a)][not(self::img)]"):
+            for attr in ("aria-label", "title"):
+                value = (element.get(attr) or "").strip()
+                if value and self.locales.is_label(value, "ai_image", "ai_reported"):
+                    self.attribute_labels.append((element, value))
+                    break
+
+    def _label_concepts(self, element: HtmlElement) -> set[str]:
+        return set().union(*(m.concepts for m in self.labels.get(element, [])))
+
+    # ---- title ------------------------------------------------------------------------------------------
+
+    def _find_title_element(self) -> HtmlElement | None:
+        headline = normalize_space(self.data.headline or "").casefold()
+        h1s = [b for b in self.page.blocks if b.tag == "h1" and not b.ancestors & {"nav", "footer", "aside", "a"}]
+        if not h1s:
+            return None
+        if headline:
+            scored = [(_overlap(headline, self.clean_text[b.index].casefold()), -b.index, b) for b in h1s]
+            best = max(scored, key=lambda s: (s[0], s[1]))
+            if best[0] >= 0.5:
+                return best[2].element
+        in_article = [b for b in h1s if b.ancestors & {"article", "main"}]
+        return (in_article or h1s)[0].element
+
+    def _title(self) -> str | None:
+        if self.title_el is not None:
+            text = normalize_space(
+                "".join(
+                    self.page.pieces[i]
+                    for i in range(*self.page.spans[self.title_el])
+                    if i not in self.label_pieces
+                )
+            )
+            if text:
+                return text
+        for candidate in (self.data.headline, _first_text(self.root, "//head/title")):
+            if candidate:
+                return strip_site_name(normalize_space(candidate), self.data.site_name)
+        return None
+
+    # ---- regions of chrome and labelled sections --------------------------------------------------------
+
+    def _find_regions(self) -> list[_Region]:
+        """Elements whose whole content is not article prose, each with why."""
+        regions: list[_Region] = []
+        title_el = self.title_el
+        for element, (start, end) in self.page.spans.items():
+            if end <= start or not isinstance(element.tag, str):
+                continue
+            kind = landmark_kind(element)
+            tag = element.tag
+            if kind == "aside" or tag == "header":
+                kind = None if self._holds_title(element) else (kind or "navigation")
+                if tag == "header" and kind and self._inside(element, ("article", "main")):
+                    kind = None  # an article's own header holds its standfirst and byline
+            elif kind is not None and self._holds_title(element):
+                kind = None
+            if kind is None:
+                named = chrome_kind(element)
+                if named and named not in ("caption", "byline") and not self._holds_content(element):
+                    kind = named
+            if kind is not None:
+                regions.append(_Region(element, kind))
+        for element, matches in self.labels.items():
+            concepts = set().union(*(m.concepts for m in matches))
+            if not self._is_heading_like(element):
+                continue
+            for concept, kind in SECTION_CONCEPTS.items():
+                if concept in concepts and not concepts & {"ai_image", "ai_reported"}:
+                    regions.append(_Region(self._section_of(element), kind, heading=element))
+                    break
+            else:
+                for concept, kind in BOX_CONCEPTS.items():
+                    if concept in concepts:
+                        regions.append(_Region(self._box_of(element), kind, heading=element))
+                        break
+        regions.extend(self._cookie_banners())
+        return regions
+
+    def _holds_title(self, element: HtmlElement) -> bool:
+        if self.title_el is None:
+            return False
+        span, title_span = self.page.spans.get(element), self.page.spans.get(self.title_el)
+        return bool(span and title_span and span[0] <= title_span[0] and title_span[1] <= span[1])
+
+    def _holds_content(self, element: HtmlElement) -> bool:
+        """Real prose inside: a chrome-sounding class on a content wrapper must not cost the article."""
+        if self._holds_title(element):
+            return True
+        long_paragraphs = 0
+        for block in self.page.blocks_in(element):
+            if len(block.text) >= 150 and block.link_density < 0.2:
+                long_paragraphs += 1
+                if long_paragraphs >= 3:
+                    return True
+        return False
+
+    @staticmethod
+    def _inside(element: HtmlElement, tags: tuple[str, ...]) -> bool:
+        parent = element.getparent()
+        while parent is not None:
+            if parent.tag in tags:
+                return True
+            parent = parent.getparent()
+        return False
+
+    def _is_heading_like(self, element: HtmlElement) -> bool:
+        """A label standing as a heading of its own, not a word inside a link, button or sentence."""
+        tag = element_tag(element)
+        if tag in ("a", "button", "option", "label"):
+            return False
+        parent = element
+        for _ in range(3):
+            if parent is None:
+                break
+            if element_tag(parent) in ("a", "button"):
+                return False
+            parent = parent.getparent()
+        if tag in HEADING_TAGS or tag in ("header", "legend", "summary", "caption", "strong", "b"):
+            return True
+        # A block (or an inline that fills its block) whose text is only this label.
+        for block in self.page.blocks:
+            if self.page.contains(element, block) or (
+                block.start <= self.page.spans[element][0] < block.end
+            ):
+                return not self.clean_text[block.index]
+        return False
+
+    def _section_of(self, heading: HtmlElement) -> HtmlElement | list:
+        """The element a section heading opens: its wrapper, climbing while the heading leads it."""
+        node = heading
+        while True:
+            parent = node.getparent()
+            if parent is None or parent.tag in ("body", "html", "main", "article") or self._holds_title(parent):
+                break
+            if not self._leads(parent, node):
+                break
+            node = parent
+        if node is heading or node.tag in HEADING_TAGS:
+            return _SiblingRun(node)
+        return node
+
+    def _box_of(self, label: HtmlElement) -> HtmlElement | list:
+        node = label
+        while True:
+            parent = node.getparent()
+            if parent is None or parent.tag in ("body", "html", "main", "article") or self._holds_title(parent):
+                break
+            if self.page.length_of(parent) > 1500 or self._holds_content(parent):
+                break
+            node = parent
+            if not self._leads(node, label) and node.getparent() is not None:
+                # the label is not the box's first text: the box is the smallest wrapper around it
+                break
+        return node
+
+    def _leads(self, parent: HtmlElement, child: HtmlElement) -> bool:
+        """True when no text in ``parent`` comes before ``child``."""
+        span_parent, span_child = self.page.spans.get(parent), self.page.spans.get(child)
+        if not span_parent or not span_child:
+            return False
+        before = "".join(self.page.pieces[span_parent[0] : span_child[0]])
+        return not before.strip()
+
+    def _cookie_banners(self) -> list[_Region]:
+        """A consent banner: a cookie phrase and an accept/decline button in one small box."""
+        regions: list[_Region] = []
+        buttons = [
+            element
+            for element, matches in self.labels.items()
+            if set().union(*(m.concepts for m in matches)) & {"cookie_accept", "cookie_decline"}
+        ]
+        if not buttons:
+            return regions
+        for block in self.page.blocks:
+            text = block.text.casefold()
+            if "cookie" not in text and not self.locales.is_label(block.text, "cookie_phrase"):
+                if not any(
+                    label.casefold() in text for label in self._cookie_words()
+                ):
+                    continue
+            node = block.element
+            for _ in range(6):
+                parent = node.getparent()
+                if parent is None or parent.tag in ("body", "html") or self._holds_content(parent):
+                    break
+                node = parent
+                if any(self._contains_element(node, b) for b in buttons):
+                    regions.append(_Region(node, "cookie_banner"))
+                    break
+        return regions
+
+    def _cookie_words(self) -> list[str]:
+        if not hasattr(self, "_cookie_words_cache"):
+            words = {"cookie", "kakor", "informasjonskapsler", "evästeitä", "ciasteczek", "evästeet"}
+            self._cookie_words_cache = sorted(words)
+        return self._cookie_words_cache
+
+    def _contains_element(self, outer: HtmlElement, inner: HtmlElement) -> bool:
+        span_o, span_i = self.page.spans.get(outer), self.page.spans.get(inner)
+        return bool(span_o and span_i and span_o[0] <= span_i[0] and span_i[1] <= span_o[1])
+
+    def _assign_regions(self) -> dict[int, _Region]:
+        """For each block, the innermost labelled section or chrome region it lies in."""
+        assigned: dict[int, _Region] = {}
+        spans: list[tuple[int, int, _Region]] = []
+        for region in self.regions:
+            start, end = self._region_span(region)
+            if end > start:
+                spans.append((start, end, region))
+        # Outer regions first, so inner ones (a labelled section inside an <aside>) win.
+        spans.sort(key=lambda s: (s[0], -s[1]))
+        for block in self.page.blocks:
+            for start, end, region in spans:
+                if start <= block.start and block.end <= end:
+                    assigned[block.index] = region
+        return assigned
+
+    # ---- body -------------------------------------------------------------------------------------------
+
+    def _locate_body(self) -> None:
+        """Find the element(s) holding the article's prose; sets ``body_roots`` and ``body_span``."""
+        candidates = [b for b in self.page.blocks if self._is_prose_candidate(b)]
+        container = self._best_container(candidates)
+        self.body_roots: list[HtmlElement] = []
+        self.body_span: tuple[int, int] | None = None
+        if container is None:
+            return
+        roots = self.body_roots = self._body_roots(container, candidates)
+        start = min(self.page.spans[r][0] for r in roots)
+        end = max(self.page.spans[r][1] for r in roots)
+        # The standfirst often sits in the article header, between the headline and the body container.
+        if self.title_el is not None:
+            start = min(start, self.page.spans[self.title_el][1])
+        self.body_span = (start, end)
+
+    def _body_blocks(self) -> list[Block]:
+        if self.body_span is None:
+            return []
+        start, end = self.body_span
+        roots = self.body_roots
+        blocks = []
+        for block in self.page.blocks:
+            if block.start < start or block.end > end:
+                continue
+            in_roots = any(self.page.contains(r, block) for r in roots)
+            if not in_roots and not self._is_standfirst(block):
+                continue
+            if self._body_exclusion(block) is None:
+                blocks.append(block)
+        return blocks
+
+    def _is_prose_candidate(self, block: Block) -> bool:
+        if block.index in self.block_region or block.ancestors & {"figure", "figcaption", "button", "nav"}:
+            return False
+        text = self.clean_text[block.index]
+        return len(text) >= 25 and block.link_density < 0.33
+
+    def _best_container(self, candidates: list[Block]) -> HtmlElement | None:
+        scores: dict[HtmlElement, float] = {}
+        for block in candidates:
+            text = self.clean_text[block.index]
+            score = 1 + text.count(",") + text.count("，") + min(len(text) / 100, 3)
+            owner = block.element if block.tag not in ("p", "li", "blockquote", "pre") else block.element
+            parent = owner.getparent() if block.tag in ("p", "li", "blockquote", "pre", "dd") else owner
+            if block.tag == "li" and parent is not None:
+                parent = parent.getparent()
+            weight = 1.0
+            for _ in range(3):
+                if parent is None or not isinstance(parent.tag, str):
+                    break
+                scores[parent] = scores.get(parent, 0.0) + score * weight
+                weight /= 2
+                parent = parent.getparent()
+        if not scores:
+            return None
+        return max(scores, key=lambda el: scores[el] * (1 - self._link_density(el)))
+
+    def _link_density(self, element: HtmlElement) -> float:
+        blocks = self.page.blocks_in(element)
+        total = sum(len(b.text) for b in blocks)
+        return sum(b.link_chars for b in blocks) / max(total, 1)
+
+    def _body_roots(self, container: HtmlElement, candidates: list[Block]) -> list[HtmlElement]:
+        """The best container and its siblings that also hold prose (a body split by an ad, say)."""
+        parent = container.getparent()
+        if parent is None:
+            return [container]
+        roots = []
+        for sibling in parent:
+            if sibling is container:
+                roots.append(sibling)
+                continue
+            if not isinstance(sibling.tag, str) or sibling not in self.page.spans:
+                continue
+            prose = [b for b in candidates if self.page.contains(sibling, b)]
+            if prose and sum(len(self.clean_text[b.index]) for b in prose) >= 80:
+                if self._link_density(sibling) < 0.25:
+                    roots.append(sibling)
+        return roots
+
+    def _is_standfirst(self, block: Block) -> bool:
+        text = self.clean_text[block.index]
+        return (
+            len(text) >= 60
+            and block.link_density < 0.2
+            and block.tag not in HEADING_TAGS
+            and not block.ancestors & {"figure", "figcaption", "a", "nav", "footer"}
+            and self._body_exclusion(block) is None
+        )
+
+    def _body_exclusion(self, block: Block) -> str | None:
+        """Why a block inside the body region is still not body text, or None when it is."""
+        if block.index in self.block_region:
+            return self.block_region[block.index].kind
+        text = self.clean_text[block.index]
+        if not text:
+            return "label"
+        if self.title_el is not None and (
+            block.element is self.title_el or self.page.contains(self.title_el, block)
+        ):
+            return "title"
+        if block.ancestors & {"figure", "figcaption"} or block.index in self.caption_blocks:
+            return "caption"
+        if block.ancestors & {"button", "form"}:
+            return "button"
+        if chrome_kind(block.element) in ("caption", "byline"):
+            return chrome_kind(block.element)
+        if self._is_byline(block, text):
+            return "byline"
+        if self.locales.prefix(text, "read_more") and block.link_chars:
+            return "read_more"
+        if self.locales.prefix(text, "credit_prefix") and len(text) < 120 and not _SENTENCE_END.search(text):
+            return "caption"
+        if block.link_density > 0.5 and (len(text) < 200 or block.link_density > 0.8):
+            return "links"
+        return None
+
+    def _is_byline(self, block: Block, text: str) -> bool:
+        if len(text) > 120:
+            return False
+        if _DATE_ONLY.match(text) or (block.element.find(".//time") is not None and len(text) < 60):
+            return True
+        words = text.split()
+        if len(words) <= 7 and words and self.locales.is_label(words[0], "byline_prefix") and len(words) > 1:
+            return words[1][:1].isupper()
+        return False
+
+    def _paragraphs(self, blocks: list[Block]) -> list[str]:
+        out: list[str] = []
+        for block in blocks:
+            text = self.clean_text[block.index]
+            for part in re.split(r"\s*\n\s*\n\s*", text):
+                part = normalize_space(part)
+                if part:
+                    out.append(part)
+        return out
+
+    # ---- images -----------------------------------------------------------------------------------------
+
+    @property
+    def caption_blocks(self) -> set[int]:
+        if not hasattr(self, "_caption_blocks"):
+            self._caption_blocks: set[int] = set()
+        return self._caption_blocks
+
+    def _article_scope(self) -> tuple[int, int]:
+        """Pieces that belong to the article: from a little before the title to the end of the body."""
+        start, end = self.body_span or (0, len(self.page.pieces))
+        if self.title_el is not None:
+            title_start = self.page.spans[self.title_el][0]
+            # A hero image and its caption usually stand just before the headline.
+            earlier = [b for b in self.page.blocks if b.end <= title_start and b.index not in self.block_region]
+            hero_start = earlier[-3].start if len(earlier) >= 3 else (earlier[0].start if earlier else 0)
+            start = min(start, hero_start)
+        return start, end
+
+    def _images(self) -> list[ImageReading]:
+        scope = self._article_scope()
+        images: list[tuple[HtmlElement, ImageReading]] = []
+        seen: set[str] = set()
+        for img in self.root.iter("img"):
+            position = self.page.spans.get(img)
+            if position is None or not (scope[0] <= position[0] <= scope[1]):
+                continue
+            if is_decorative_image(img) or self._in_region(position[0]):
+                continue
+            src = image_source(img)
+            if not src:
+                continue
+            src = self._absolute(src)
+            if src in seen:
+                continue
+            seen.add(src)
+            alt = normalize_space(img.get("alt") or "") or None
+            reading = ImageReading(src=src, alt=alt)
+            self._caption_image(img, reading)
+            if alt and not reading.ai_generated:
+                suffix = self.locales.disclosure_suffix(alt)
+                if suffix or self.locales.is_label(alt, "ai_image"):
+                    reading.ai_generated, reading.disclosure = True, suffix or alt
+            images.append((img, reading))
+        self._attach_loose_labels(images)
+        # Blocks used as captions must not count as body: recompute body exclusions lazily.
+        return [reading for _, reading in images]
+
+    def _region_span(self, region: _Region) -> tuple[int, int]:
+        if isinstance(region.element, _SiblingRun):
+            return region.element.span(self.page)
+        return self.page.spans.get(region.element, (0, 0))
+
+    def _in_region(self, piece: int) -> bool:
+        return any(start <= piece < end for start, end in map(self._region_span, self.regions))
+
+    def _media_wrapper(self, img: HtmlElement) -> HtmlElement | None:
+        """The smallest ancestor that holds this image and its caption, and nothing of the article's prose."""
+        node = img
+        for _ in range(4):
+            parent = node.getparent()
+            if parent is None or parent.tag in ("body", "html", "article", "main"):
+                return None
+            if self._holds_title(parent) or len(parent.findall(".//img")) > 1:
+                return None
+            blocks = [b for b in self.page.blocks_in(parent)]
+            text_len = sum(len(self.clean_text[b.index]) for b in blocks)
+            if blocks:
+                long_prose = [b for b in blocks if len(self.clean_text[b.index]) > 400 and b.tag == "p"]
+                if text_len > 600 or len(blocks) > 4 or long_prose:
+                    return None
+                return parent
+            node = parent
+        return None
+
+    def _caption_image(self, img: HtmlElement, reading: ImageReading) -> None:
+        figure = next((a for a in img.iterancestors() if a.tag == "figure"), None)
+        wrapper = figure if figure is not None else self._media_wrapper(img)
+        if wrapper is None:
+            return
+        caption_parts: list[str] = []
+        credit: str | None = None
+        for block in self.page.blocks_in(wrapper):
+            if block.index in self.block_region and self.block_region[block.index].kind != "caption":
+                continue
+            self.caption_blocks.add(block.index)
+            text = self.clean_text[block.index]
+            if not text:
+                continue
+            if chrome_kind(block.element) == "caption" and self._credit_like(block.element, text):
+                credit = text
+                continue
+            caption, found_credit = split_credit(text, self.locales)
+            if found_credit:
+                credit = found_credit
+            if caption:
+                caption_parts.append(caption)
+        # Inline credits in a <span class="credit"> inside the caption block.
+        for element in wrapper.iter():
+            if element is wrapper or not isinstance(element.tag, str):
+                continue
+            if chrome_kind(element) == "caption" and self._credit_like(element, self.page.text_of(element)):
+                credit_text = self.page.text_of(element)
+                if credit_text:
+                    credit = credit_text
+                    caption_parts = [_remove_once(p, credit_text) for p in caption_parts]
+        caption = normalize_space(" ".join(p for p in caption_parts if p)) or None
+        reading.caption = caption
+        reading.credit = credit
+        for element, matches in self.labels.items():
+            if self._contains_element(wrapper, element):
+                for match in matches:
+                    if "ai_image" in match.concepts and not reading.ai_generated:
+                        reading.ai_generated, reading.disclosure = True, match.text
+                self._used_labels.add(element)
+        for element, value in self.attribute_labels:
+            if (element is wrapper or wrapper in element.iterancestors()) and not reading.ai_generated:
+                reading.ai_generated, reading.disclosure = True, value
+                self._used_labels.add(element)
+        if reading.caption and not reading.ai_generated:
+            suffix = self.locales.disclosure_suffix(reading.caption)
+            if suffix:
+                reading.ai_generated, reading.disclosure = True, suffix
+                reading.caption = normalize_space(reading.caption.replace(suffix, "")) or None
+
+    @property
+    def _used_labels(self) -> set[HtmlElement]:
+        if not hasattr(self, "_used_labels_set"):
+            self._used_labels_set: set[HtmlElement] = set()
+        return self._used_labels_set
+
+    @staticmethod
+    def _credit_like(element: HtmlElement, text: str) -> bool:
+        tokens = f"{element.get('class') or ''} {element.get('id') or ''}".lower()
+        return any(t in tokens for t in ("credit", "copyright", "photographer", "byline", "source")) or text.startswith(
+            "©"
+        )
+
+    def _attach_loose_labels(self, images: list[tuple[HtmlElement, ReadingLike]]) -> None:
+        """AI-image labels outside any media wrapper go to the nearest article image without one."""
+        if not images:
+            return
+        positions = [(self.page.spans[img][0], reading) for img, reading in images]
+        scope = self._article_scope()
+        loose: list[tuple[int, str]] = []
+        for element, matches in self.labels.items():
+            if element in self._used_labels:
+                continue
+            start = self.page.spans[element][0]
+            if self._in_region(start) or not any("ai_image" in m.concepts for m in matches):
+                continue
+            if not (scope[0] <= start <= scope[1]):
+                continue
+            text = next(m.text for m in matches if "ai_image" in m.concepts)
+            loose.append((start, text))
+        for element, value in self.attribute_labels:
+            if element in self._used_labels:
+                continue
+            span = self.page.spans.get(element)
+            if span is None or self._in_region(span[0]) or not self.locales.is_label(value, "ai_image"):
+                continue
+            loose.append((span[0], value))
+        for start, text in loose:
+            position, reading = min(positions, key=lambda p: abs(p[0] - start))
+            if not reading.ai_generated:
+                reading.ai_generated, reading.disclosure = True, text
+
+    # ---- labelled sections ------------------------------------------------------------------------------
+
+    def _regions_of(self, kind: str) -> list[_Region]:
+        return [r for r in self.regions if r.kind == kind]
+
+    def _social_summary(self) -> str | None:
+        parts: list[str] = []
+        for region in self._regions_of("social"):
+            for block in self._region_blocks(region):
+                text = self.clean_text[block.index]
+                if text and block.element is not region.heading:
+                    parts.append(text)
+        return "\n\n".join(parts) or None
+
+    def _region_blocks(self, region: _Region) -> list[Block]:
+        return [b for b in self.page.blocks if self.block_region.get(b.index) is region]
+
+    def _related(self) -> list[RelatedReading]:
+        teasers: list[RelatedReading] = []
+        seen: set[str] = set()
+        for region in self._regions_of("related"):
+            for teaser in self._teasers(region):
+                if teaser.url not in seen:
+                    seen.add(teaser.url)
+                    teasers.append(teaser)
+        return teasers
+
+    def _teasers(self, region: _Region) -> list[RelatedReading]:
+        elements = region.element.elements() if isinstance(region.element, _SiblingRun) else [region.element]
+        anchors: dict[str, list[HtmlElement]] = {}
+        for element in elements:
+            for anchor in element.iter("a"):
+                href = (anchor.get("href") or "").strip()
+                if not href or href.startswith(("#", "javascript:", "mailto:", "tel:")):
+                    continue
+                anchors.setdefault(self._absolute(href), []).append(anchor)
+        teasers = []
+        for url, links in anchors.items():
+            container = self._teaser_container(links, elements, set(anchors))
+            title = self._teaser_title(links, container)
+            if not title:
+                continue
+            summary_parts = []
+            ai_reported = False
+            for block in self.page.blocks_in(container) if container is not None else []:
+                text = self.clean_text[block.index]
+                if not text or text == title or title in text and len(text) - len(title) < 3:
+                    continue
+                if block.ancestors & {"figure", "figcaption"} or chrome_kind(block.element) == "caption":
+                    continue
+                if self._is_image_caption_block(block) or self._is_byline(block, text):
+                    continue
+                summary_parts.append(text)
+            for element, matches in self.labels.items():
+                if container is not None and self._contains_element(container, element):
+                    if any("ai_reported" in m.concepts and "ai_image" not in m.concepts for m in matches):
+                        ai_reported = True
+            teasers.append(
+                RelatedReading(url=url, title=title, summary=" ".join(summary_parts) or None, ai_reported=ai_reported)
+            )
+        return teasers
+
+    def _teaser_container(self, links: list[HtmlElement], elements, hrefs: set[str]) -> HtmlElement | None:
+        """The largest ancestor of a teaser's links that holds no other teaser's link."""
+        node = links[0]
+        best = node
+        while True:
+            parent = node.getparent()
+            if parent is None or any(parent is e for e in elements) and len(elements) == 1:
+                break
+            other = {
+                self._absolute((a.get("href") or "").strip())
+                for a in parent.iter("a")
+                if (a.get("href") or "").strip() and not (a.get("href") or "").startswith("#")
+            }
+            if len(other & hrefs) > 1:
+                break
+            node = parent
+            best = node
+            if any(parent is e for e in elements):
+                break
+        return best
+
+    def _teaser_title(self, links: list[HtmlElement], container: HtmlElement | None) -> str | None:
+        texts = []
+        for link in links:
+            text = normalize_space(
+                "".join(self.page.pieces[i] for i in range(*self.page.spans.get(link, (0, 0))) if i not in self.label_pieces)
+            )
+            heading_inside = next((h for h in link.iter() if h.tag in HEADING_TAGS), None)
+            if heading_inside is not None:
+                text = self.page.text_of(heading_inside) or text
+            if text:
+                texts.append(text)
+        if container is not None:
+            for heading in container.iter(*HEADING_TAGS):
+                text = self.page.text_of(heading)
+                if text and not self.locales.split_labels(text):
+                    texts.insert(0, text)
+                    break
+        texts = [t for t in texts if not self.locales.split_labels(t, WHOLE_LABEL_CONCEPTS)]
+        return texts[0] if texts else None
+
+    def _is_image_caption_block(self, block: Block) -> bool:
+        wrapper = None
+        node = block.element
+        for _ in range(2):
+            node = node.getparent()
+            if node is None:
+                break
+            imgs = node.findall(".//img")
+            if len(imgs) == 1:
+                wrapper = node
+                break
+        if wrapper is None:
+            return False
+        # A caption sits with its image in a small wrapper; the teaser's summary is outside it.
+        return self.page.length_of(wrapper) < 400 and not wrapper.findall(".//a[@href]") or (
+            wrapper.find(".//a") is not None and all(block.element not in a.iter() for a in wrapper.iter("a"))
+            and self.page.length_of(wrapper) < 400 and len(self.page.blocks_in(wrapper)) <= 3
+            and not any(h.tag in HEADING_TAGS for h in wrapper.iter())
+        )
+
+    def _article_ai_reported(self, body_blocks: list[Block]) -> bool:
+        scope_start, scope_end = self._article_scope()
+        for element, matches in self.labels.items():
+            start = self.page.spans[element][0]
+            if not (scope_start <= start <= scope_end) or self._in_region(start):
+                continue
+            if any("ai_reported" in m.concepts and "ai_image" not in m.concepts for m in matches):
+                return True
+            if any({"ai_reported", "ai_image"} <= m.concepts for m in matches) and element not in self._used_labels:
+                return True
+        for element, value in self.attribute_labels:
+            span = self.page.spans.get(element)
+            if span and scope_start <= span[0] <= scope_end and self.locales.is_label(value, "ai_reported"):
+                if not self.locales.is_label(value, "ai_image"):
+                    return True
+        return False
+
+    def _read_more_links(self, body_blocks: list[Block]) -> list[str]:
+        links = []
+        span = self.body_span
+        if span is None:
+            return links
+        for block in self.page.blocks:
+            if span[0] <= block.start and block.end <= span[1] and self._body_exclusion(block) == "read_more":
+                for anchor in block.element.iter("a"):
+                    href = (anchor.get("href") or "").strip()
+                    if href and not href.startswith(("#", "javascript:")):
+                        links.append(self._absolute(href))
+        return links
+
+    # ---- boilerplate ------------------------------------------------------------------------------------
+
+    def _boilerplate(self, body_blocks: list[Block]) -> list[BoilerplateReading]:
+        body_ids = {b.index for b in body_blocks}
+        title_span = self.page.spans.get(self.title_el) if self.title_el is not None else None
+        entries: list[tuple[str, str, object]] = []
+        for block in self.page.blocks:
+            if block.index in body_ids or block.index in self.caption_blocks:
+                continue
+            if title_span and title_span[0] <= block.start and block.end <= title_span[1]:
+                continue
+            region = self.block_region.get(block.index)
+            if region is not None and region.kind in ("social", "related") and block.element is not region.heading:
+                # Teasers and the social summary are fields of their own; only their labels are chrome.
+                self._label_entries(block, entries)
+                continue
+            self._label_entries(block, entries)
+            text = self.clean_text[block.index]
+            if not text:
+                continue
+            if region is not None:
+                kind, owner = region.kind, region
+            else:
+                kind = self._body_exclusion(block) or self._landmark_of(block)
+                owner = block.element.getparent()
+            if kind in ("title",):
+                continue
+            entries.append((kind, text, owner))
+        merged: list[BoilerplateReading] = []
+        last_owner = None
+        for kind, text, owner in entries:
+            if merged and merged[-1].kind == kind and owner is last_owner and kind != "ai_label":
+                merged[-1].text += "\n" + text
+            else:
+                merged.append(BoilerplateReading(kind=kind, text=text))
+            last_owner = owner
+        return merged
+
+    def _label_entries(self, block: Block, entries: list) -> int:
+        count = 0
+        for element, matches in self.labels.items():
+            start, end = self.page.spans[element]
+            if block.start <= start < block.end:
+                for match in matches:
+                    concept = "ai_image" if "ai_image" in match.concepts else sorted(match.concepts)[0]
+                    entries.append((LABEL_KINDS.get(concept, "label"), match.text, element))
+                    count += 1
+        return count
+
+    def _landmark_of(self, block: Block) -> str:
+        if "nav" in block.ancestors:
+            return "navigation"
+        if "footer" in block.ancestors:
+            return "footer"
+        if "header" in block.ancestors:
+            return "navigation"
+        if "aside" in block.ancestors:
+            return "aside"
+        return "other"
+
+    # ---- metadata ---------------------------------------------------------------------------------------
+
+    def _published_at(self) -> str | None:
+        scope = self.body_span
+        for time_el in self.root.iter("time"):
+            value = time_el.get("datetime")
+            span = self.page.spans.get(time_el)
+            if not value or span is None or self._in_region(span[0]):
+                continue
+            if scope and self.title_el is not None:
+                title_start = self.page.spans[self.title_el][0]
+                if span[0] < title_start - 2000 or span[0] > scope[1]:
+                    continue
+            parsed = iso_datetime(value)
+            if parsed:
+                return parsed
+        return iso_datetime(self.data.published_at)
+
+    def _declared_language(self) -> str | None:
+        for xpath in ("//article/@lang", "/html/@lang", "//meta[@http-equiv='content-language']/@content"):
+            value = _first_text(self.root, xpath)
+            if value:
+                return value
+        return None
+
+    def _absolute(self, href: str | None) -> str | None:
+        if not href:
+            return None
+        return urljoin(self.base_url, href.strip())
+
+    # ---- structured-data fallbacks ----------------------------------------------------------------------
+
+    def _apply_next_data(self, reading: ArticleReading) -> None:
+        article = self.data.next_article
+        if not article:
+            return
+        next_body = _next_paragraphs(article)
+        if next_body and len("".join(reading.body)) < 0.5 * len("".join(next_body)):
+            reading.body = next_body
+            reading.body_source = "next_data"
+        if not reading.title:
+            reading.title = _string(article, "headline", "title")
+        if not reading.images:
+            reading.images = _next_images(article, self.locales, self._absolute)
+        if not reading.related:
+            reading.related = _next_related(article, self._absolute)
+
+    def _apply_json_ld_body(self, reading: ArticleReading) -> None:
+        body = self.data.article_body
+        if body and len("".join(reading.body)) < 0.3 * len(body):
+            paragraphs = [normalize_space(p) for p in re.split(r"\n\s*\n|\n", body) if p.strip()]
+            reading.body = paragraphs
+            reading.body_source = "json_ld"
+
+    def _is_article(self, reading: ArticleReading, body_blocks: list[Block]) -> tuple[bool, str | None]:
+        if not reading.title:
+            return False, "no_title"
+        text_len = sum(len(p) for p in reading.body)
+        if text_len < 200:
+            return False, "no_body"
+        headings_with_links = sum(
+            1 for b in body_blocks if b.tag in ("h2", "h3", "h4") and b.link_density > 0.6
+        )
+        if headings_with_links >= 4 and headings_with_links * 2 >= len(body_blocks) - headings_with_links:
+            return False, "index_page"
+        return True, None
+
+
+class _SiblingRun:
+    """A heading and the siblings after it up to the next heading of the same or a higher rank."""
+
+    def __init__(self, heading: HtmlElement):
+        self.heading = heading
+        self.tag = heading.tag
+
+    def elements(self) -> list[HtmlElement]:
+        rank = int(self.heading.tag[1]) if self.heading.tag in HEADING_TAGS else 7
+        out = [self.heading]
+        for sibling in self.heading.itersiblings():
+            if not isinstance(sibling.tag, str):
+                continue
+            if sibling.tag in HEADING_TAGS and int(sibling.tag[1]) <= rank:
+                break
+            out.append(sibling)
+        return out
+
+    def span(self, page: PageText) -> tuple[int, int]:
+        elements = [e for e in self.elements() if e in page.spans]
+        if not elements:
+            return (0, 0)
+        return page.spans[elements[0]][0], page.spans[elements[-1]][1]
+
+    def iter(self, *tags):
+        for element in self.elements():
+            yield from element.iter(*tags)
+
+    def findall(self, path):
+        return [found for element in self.elements() for found in element.findall(path)]
+
+
+ReadingLike = ImageReading
+
+
+def _overlap(a: str, b: str) -> float:
+    ta, tb = set(re.findall(r"\w+", a)), set(re.findall(r"\w+", b))
+    if not ta or not tb:
+        return 0.0
+    return len(ta & tb) / len(ta | tb)
+
+
+def _first_text(root: HtmlElement, xpath: str) -> str | None:
+    for value in root.xpath(xpath):
+        text = value if isinstance(value, str) else value.text_content()
+        text = normalize_space(str(text))
+        if text:
+            return text
+    return None
+
+
+def _remove_once(text: str, part: str) -> str:
+    return normalize_space(text.replace(part, "", 1))
+
+
+_SITE_SEPARATORS = re.compile(r"\s+[|–—\-:·•»]\s+")
+
+
+def strip_site_name(title: str, site_name: str | None) -> str:
+    """'Headline | Site' -> 'Headline'; the longest part is the headline when the site name is unknown."""
+    parts = _SITE_SEPARATORS.split(title)
+    if len(parts) == 1:
+        return title
+    if site_name:
+        kept = [p for p in parts if p.casefold() != site_name.casefold()]
+        if kept and len(kept) < len(parts):
+            return " - ".join(kept) if len(kept) > 1 else kept[0]
+    return max(parts, key=len)
+
+
+def split_credit(text: str, locales: LocaleTable) -> tuple[str | None, str | None]:
+    """'Caption text. Foto: Anna Berg/TT' -> ('Caption text.', 'Foto: Anna Berg/TT')."""
+    if text.startswith("©"):
+        return None, text
+    for match in re.finditer(r"(?:^|(?<=[.!?)\]»”\"])\s+|\s[|/–—-]\s|\s\()([^\s:()]{2,20}(?:\s[^\s:()]{2,12})?)\s?:", text):
+        if locales.is_label(match.group(1), "credit_prefix"):
+            caption = text[: match.start()].strip(" |/–—-(") or None
+            credit = text[match.start(1) :].strip().rstrip(")") or None
+            return caption, credit
+    return text, None
+
+
+def iso_datetime(value: str | None) -> str | None:
+    """An ISO 8601 string for what the page states, or None when it is not a date."""
+    if not value:
+        return None
+    value = value.strip()
+    candidate = value[:-1] + "+00:00" if value.endswith("Z") else value
+    try:
+        datetime.fromisoformat(candidate)
+        return value  # already ISO 8601: keep it exactly as the page states it
+    except ValueError:
+        pass
+    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S", "%Y/%m/%d", "%d.%m.%Y", "%a, %d %b %Y %H:%M:%S %z"):
+        try:
+            return datetime.strptime(value, fmt).isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+# ---- __NEXT_DATA__ shapes --------------------------------------------------------------------------------
+
+
+def _string(node: dict, *keys: str) -> str | None:
+    for key in keys:
+        value = node.get(key)
+        if isinstance(value, str) and value.strip():
+            return normalize_space(value)
+    return None
+
+
+def _next_paragraphs(article: dict) -> list[str]:
+    for key in ("body", "content", "articleBody", "paragraphs", "blocks", "text", "bodyText"):
+        value = article.get(key)
+        if isinstance(value, str):
+            return [normalize_space(p) for p in re.split(r"\n\s*\n|\n", value) if p.strip()]
+        if isinstance(value, list):
+            out = []
+            for item in value:
+                if isinstance(item, str):
+                    out.append(normalize_space(item))
+                elif isinstance(item, dict):
+                    kind = str(item.get("type") or item.get("__typename") or "").lower()
+                    if any(word in kind for word in ("image", "figure", "ad", "embed", "related", "newsletter")):
+                        continue
+                    text = _string(item, "text", "content", "html", "value")
+                    if text:
+                        out.append(normalize_space(re.sub(r"<[^>]+>", " ", text)))
+            if out:
+                return out
+    return []
+
+
+def _next_images(article: dict, locales: LocaleTable, absolute) -> list[ImageReading]:
+    from newscrawl.page.structured import _walk_json
+
+    images = []
+    for node in _walk_json({k: v for k, v in article.items() if "related" not in k.lower()}):
+        src = _string(node, "src", "url", "imageUrl")
+        if not src or not re.search(r"\.(jpe?g|png|webp|gif|avif)(\?|$)", src, re.I):
+            continue
+        reading = ImageReading(src=absolute(src), alt=_string(node, "alt", "altText"))
+        reading.caption = _string(node, "caption", "description")
+        reading.credit = _string(node, "credit", "photographer", "copyright")
+        for key, value in node.items():
+            if "ai" in key.lower() and value is True:
+                reading.ai_generated = True
+            if isinstance(value, str) and locales.is_label(value, "ai_image"):
+                reading.ai_generated, reading.disclosure = True, value
+        images.append(reading)
+    return images
+
+
+def _next_related(article: dict, absolute) -> list[RelatedReading]:
+    out = []
+    for key, value in article.items():
+        if "related" not in key.lower() or not isinstance(value, list):
+            continue
+        for item in value:
+            if isinstance(item, dict):
+                url, title = _string(item, "url", "href", "slug", "path"), _string(item, "title", "headline")
+                if url and title:
+                    ai = any("ai" in k.lower() and v is True for k, v in item.items())
+                    out.append(RelatedReading(absolute(url), title, _string(item, "summary", "description"), ai))
+    return out

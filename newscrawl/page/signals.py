@@ -1,0 +1,116 @@
+"""Generic, locale-free signals about page elements: class and id tokens, landmarks, image sources."""
+
+from __future__ import annotations
+
+import re
+
+from lxml.html import HtmlElement
+
+_TOKEN_SPLIT = re.compile(r"[^a-z0-9]+")
+
+# Class/id tokens that name page chrome in the markup of most sites (developers write English identifiers
+# whatever the UI locale). Matched per token, so "ad" hits "ad-slot" but not "header" or "shadow".
+CHROME_TOKENS: dict[str, str] = {
+    **dict.fromkeys("cookie cookies consent gdpr cmp onetrust didomi cookiebanner cookiebar".split(), "cookie_banner"),
+    **dict.fromkeys("share sharing sharebar sharetools addthis".split(), "share"),
+    **dict.fromkeys("newsletter subscribe subscription signup optin".split(), "newsletter"),
+    **dict.fromkeys(
+        "ad ads advert adverts advertisement advertising adslot adunit dfp gpt sponsor sponsored promo "
+        "commercial annons anzeige banner-ad outbrain taboola".split(),
+        "ad",
+    ),
+    **dict.fromkeys("comment comments discussion disqus".split(), "comments"),
+    **dict.fromkeys(
+        "related recommended recommendations recirculation morestories more-stories readmore read-more "
+        "teasers trending popular mostread most-read".split(),
+        "related",
+    ),
+    **dict.fromkeys("breadcrumb breadcrumbs navbar nav navigation menu topbar masthead skiplink".split(), "navigation"),
+    **dict.fromkeys("footer sitefooter colophon".split(), "footer"),
+    **dict.fromkeys("byline author authors dateline timestamp".split(), "byline"),
+    **dict.fromkeys("caption figcaption credit credits copyright photographer imagecredit".split(), "caption"),
+    **dict.fromkeys("tags tagcloud taglist keywords topics".split(), "tags"),
+    **dict.fromkeys("paywall modal popup overlay toast".split(), "overlay"),
+}
+# Compound identifiers that must be matched as a whole token pair ("more stories" written "more-stories").
+_PAIRS = {("read", "more"): "related", ("more", "stories"): "related", ("most", "read"): "related"}
+
+ROLE_KINDS = {
+    "navigation": "navigation",
+    "banner": "navigation",
+    "contentinfo": "footer",
+    "complementary": "aside",
+    "search": "navigation",
+    "dialog": "overlay",
+    "alertdialog": "overlay",
+    "menu": "navigation",
+    "menubar": "navigation",
+}
+LANDMARK_KINDS = {"nav": "navigation", "footer": "footer", "aside": "aside", "form": "form", "dialog": "overlay"}
+
+
+def identifier_tokens(element: HtmlElement) -> list[str]:
+    value = f"{element.get('class') or ''} {element.get('id') or ''}".lower()
+    return [token for token in _TOKEN_SPLIT.split(value) if token]
+
+
+def chrome_kind(element: HtmlElement) -> str | None:
+    """The kind of page chrome this element's class or id names, if any."""
+    tokens = identifier_tokens(element)
+    for token in tokens:
+        kind = CHROME_TOKENS.get(token)
+        if kind:
+            return kind
+    for pair in zip(tokens, tokens[1:]):
+        if pair in _PAIRS:
+            return _PAIRS[pair]
+    return None
+
+
+def landmark_kind(element: HtmlElement) -> str | None:
+    role = (element.get("role") or "").lower()
+    if role in ROLE_KINDS:
+        return ROLE_KINDS[role]
+    if element.get("aria-modal") == "true":
+        return "overlay"
+    return LANDMARK_KINDS.get(element.tag if isinstance(element.tag, str) else "")
+
+
+_PLACEHOLDER = re.compile(r"^data:|blank\.gif|spacer\.gif|placeholder|pixel\.gif|1x1", re.I)
+_LAZY_ATTRS = ("data-src", "data-lazy-src", "data-original", "data-url", "data-hi-res-src", "data-full-src")
+
+
+def image_source(img: HtmlElement) -> str | None:
+    """The URL a browser would end up showing: lazy-loading attributes and srcset included."""
+    src = (img.get("src") or "").strip()
+    if not src or _PLACEHOLDER.search(src):
+        for attr in _LAZY_ATTRS:
+            value = (img.get(attr) or "").strip()
+            if value and not value.startswith("data:"):
+                return value
+        srcset = img.get("srcset") or img.get("data-srcset") or ""
+        if not srcset and img.getparent() is not None and img.getparent().tag == "picture":
+            for source in img.getparent().iterfind("source"):
+                srcset = source.get("srcset") or source.get("data-srcset") or ""
+                if srcset:
+                    break
+        candidates = [part.strip().split()[0] for part in srcset.split(",") if part.strip()]
+        if candidates:
+            return candidates[-1]
+        return None if not src or src.startswith("data:") else src
+    return src
+
+
+def is_decorative_image(img: HtmlElement) -> bool:
+    """Tracking pixels, logos, icons and avatars: never an article image."""
+    for attr in ("width", "height"):
+        value = (img.get(attr) or "").strip().rstrip("px")
+        if value.isdigit() and int(value) <= 48:
+            return True
+    tokens = set(identifier_tokens(img))
+    alt = (img.get("alt") or "").lower()
+    if len(alt) < 30:  # a short alt names what the picture is ("Site logo"); a long one describes a photo
+        tokens |= set(_TOKEN_SPLIT.split(alt))
+    if tokens & {"logo", "icon", "avatar", "sprite", "emoji", "badge", "pixel", "tracking"}:
+        return True
+    return img.get("role") == "presentation" or img.get("aria-hidden") == "true"
