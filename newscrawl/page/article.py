@@ -320,13 +320,12 @@ class ArticlePage:
             if element_tag(parent) in ("a", "button"):
                 return False
             parent = parent.getparent()
-        if tag in HEADING_TAGS or tag in ("header", "legend", "summary", "caption", "strong", "b"):
+        if tag in HEADING_TAGS or tag in ("header", "legend", "summary", "caption"):
             return True
-        # A block (or an inline that fills its block) whose text is only this label.
+        # Otherwise the label must fill its block: "<div>Related</div>", not "<p><b>Read also:</b> <a>..</a></p>".
+        label_start = self.page.spans[element][0]
         for block in self.page.blocks:
-            if self.page.contains(element, block) or (
-                block.start <= self.page.spans[element][0] < block.end
-            ):
+            if block.start <= label_start < block.end or self.page.contains(element, block):
                 return not self.clean_text[block.index]
         return False
 
@@ -616,12 +615,12 @@ class ArticlePage:
     def _in_region(self, piece: int) -> bool:
         return any(start <= piece < end for start, end in map(self._region_span, self.regions))
 
-    def _media_wrapper(self, img: HtmlElement) -> HtmlElement | None:
+    def _media_wrapper(self, img: HtmlElement, within: HtmlElement | None = None) -> HtmlElement | None:
         """The smallest ancestor that holds this image and its caption, and nothing of the article's prose."""
         node = img
         for _ in range(4):
             parent = node.getparent()
-            if parent is None or parent.tag in ("body", "html", "article", "main"):
+            if parent is None or parent is within or parent.tag in ("body", "html", "article", "main"):
                 return None
             if self._holds_title(parent) or len(parent.findall(".//img")) > 1:
                 return None
@@ -765,90 +764,82 @@ class ArticlePage:
                 anchors.setdefault(self._absolute(href), []).append(anchor)
         teasers = []
         for url, links in anchors.items():
-            container = self._teaser_container(links, elements, set(anchors))
-            title = self._teaser_title(links, container)
+            container = self._teaser_container(links[0], elements, set(anchors))
+            title_el, title = self._teaser_title(links, container)
             if not title:
                 continue
-            summary_parts = []
-            ai_reported = False
-            for block in self.page.blocks_in(container) if container is not None else []:
-                text = self.clean_text[block.index]
-                if not text or text == title or title in text and len(text) - len(title) < 3:
-                    continue
-                if block.ancestors & {"figure", "figcaption"} or chrome_kind(block.element) == "caption":
-                    continue
-                if self._is_image_caption_block(block) or self._is_byline(block, text):
-                    continue
-                summary_parts.append(text)
-            for element, matches in self.labels.items():
-                if container is not None and self._contains_element(container, element):
-                    if any("ai_reported" in m.concepts and "ai_image" not in m.concepts for m in matches):
-                        ai_reported = True
-            teasers.append(
-                RelatedReading(url=url, title=title, summary=" ".join(summary_parts) or None, ai_reported=ai_reported)
+            skip = self._teaser_chrome(container, links, title_el)
+            start, end = self.page.spans.get(container, (0, 0))
+            summary = normalize_space(
+                " ".join(self.page.pieces[i] for i in range(start, end) if i not in skip and i not in self.label_pieces)
             )
+            ai_reported = any(
+                self._contains_element(container, element)
+                and any("ai_reported" in m.concepts and "ai_image" not in m.concepts for m in matches)
+                for element, matches in self.labels.items()
+            )
+            teasers.append(RelatedReading(url=url, title=title, summary=summary or None, ai_reported=ai_reported))
         return teasers
 
-    def _teaser_container(self, links: list[HtmlElement], elements, hrefs: set[str]) -> HtmlElement | None:
-        """The largest ancestor of a teaser's links that holds no other teaser's link."""
-        node = links[0]
-        best = node
-        while True:
+    def _teaser_container(self, link: HtmlElement, elements: list[HtmlElement], hrefs: set[str]) -> HtmlElement:
+        """The largest ancestor of a teaser's link that holds no other teaser's link."""
+        node = link
+        while not any(node is e for e in elements):
             parent = node.getparent()
-            if parent is None or any(parent is e for e in elements) and len(elements) == 1:
+            if parent is None:
                 break
-            other = {
-                self._absolute((a.get("href") or "").strip())
-                for a in parent.iter("a")
-                if (a.get("href") or "").strip() and not (a.get("href") or "").startswith("#")
+            targets = {
+                self._absolute(href.strip())
+                for href in parent.xpath(".//a/@href")
+                if href.strip() and not href.strip().startswith(("#", "javascript:", "mailto:", "tel:"))
             }
-            if len(other & hrefs) > 1:
+            if len(targets & hrefs) > 1:
                 break
             node = parent
-            best = node
-            if any(parent is e for e in elements):
-                break
+        return node
+
+    def _teaser_title(self, links: list[HtmlElement], container: HtmlElement) -> tuple[HtmlElement | None, str | None]:
+        """A heading in the teaser, else the link's first text block, else the longest link text."""
+        for heading in container.iter(*HEADING_TAGS):
+            text = self._text_without_labels(heading)
+            if text:
+                return heading, text
+        for link in links:
+            # A whole card wrapped in one link: its first text block outside the image is the title.
+            inner = [b for b in self.page.blocks_in(link) if self.clean_text[b.index]]
+            if len(inner) > 1:
+                for block in inner:
+                    if not block.ancestors & {"figure", "figcaption"} and chrome_kind(block.element) != "caption":
+                        return block.element, self.clean_text[block.index]
+        best: tuple[HtmlElement | None, str | None] = (None, None)
+        for link in links:
+            text = self._text_without_labels(link)
+            if text and len(text) > len(best[1] or ""):
+                best = (link, text)
         return best
 
-    def _teaser_title(self, links: list[HtmlElement], container: HtmlElement | None) -> str | None:
-        texts = []
-        for link in links:
-            text = normalize_space(
-                "".join(self.page.pieces[i] for i in range(*self.page.spans.get(link, (0, 0))) if i not in self.label_pieces)
-            )
-            heading_inside = next((h for h in link.iter() if h.tag in HEADING_TAGS), None)
-            if heading_inside is not None:
-                text = self.page.text_of(heading_inside) or text
-            if text:
-                texts.append(text)
-        if container is not None:
-            for heading in container.iter(*HEADING_TAGS):
-                text = self.page.text_of(heading)
-                if text and not self.locales.split_labels(text):
-                    texts.insert(0, text)
-                    break
-        texts = [t for t in texts if not self.locales.split_labels(t, WHOLE_LABEL_CONCEPTS)]
-        return texts[0] if texts else None
+    def _text_without_labels(self, element: HtmlElement) -> str:
+        start, end = self.page.spans.get(element, (0, 0))
+        return normalize_space("".join(self.page.pieces[i] for i in range(start, end) if i not in self.label_pieces))
 
-    def _is_image_caption_block(self, block: Block) -> bool:
-        wrapper = None
-        node = block.element
-        for _ in range(2):
-            node = node.getparent()
-            if node is None:
-                break
-            imgs = node.findall(".//img")
-            if len(imgs) == 1:
-                wrapper = node
-                break
-        if wrapper is None:
-            return False
-        # A caption sits with its image in a small wrapper; the teaser's summary is outside it.
-        return self.page.length_of(wrapper) < 400 and not wrapper.findall(".//a[@href]") or (
-            wrapper.find(".//a") is not None and all(block.element not in a.iter() for a in wrapper.iter("a"))
-            and self.page.length_of(wrapper) < 400 and len(self.page.blocks_in(wrapper)) <= 3
-            and not any(h.tag in HEADING_TAGS for h in wrapper.iter())
-        )
+    def _teaser_chrome(self, container: HtmlElement, links: list[HtmlElement], title_el) -> set[int]:
+        """Pieces of a teaser that are not its summary: the title, its links, image captions and credits."""
+        skip: set[int] = set()
+        card_links = [link for link in links if title_el is not None and self._contains_element(link, title_el)]
+        parts = [link for link in links if link not in card_links] + ([title_el] if title_el is not None else [])
+        for element in container.iter():
+            if not isinstance(element.tag, str):
+                continue
+            if element.tag in ("figcaption", "figure", "time", "button") or chrome_kind(element) in ("caption", "byline"):
+                parts.append(element)
+        for img in container.iter("img"):
+            wrapper = self._media_wrapper(img, within=container)
+            if wrapper is not None and not any(self._contains_element(wrapper, link) for link in links if link not in card_links):
+                parts.append(wrapper)
+        for part in parts:
+            start, end = self.page.spans.get(part, (0, 0))
+            skip.update(range(start, end))
+        return skip
 
     def _article_ai_reported(self, body_blocks: list[Block]) -> bool:
         scope_start, scope_end = self._article_scope()

@@ -1,0 +1,55 @@
+"""Scrapy settings of the newscrawl project; every NEWSCRAWL_* setting is read here or in from_crawler."""
+
+import os
+
+BOT_NAME = "newscrawl"
+SPIDER_MODULES = ["newscrawl.spiders"]
+NEWSPIDER_MODULE = "newscrawl.spiders"
+COMMANDS_MODULE = "newscrawl.commands"
+
+# Site operators must be able to reach whoever runs the crawl: set NEWSCRAWL_CONTACT_URL in the environment.
+NEWSCRAWL_CONTACT_URL = os.environ.get("NEWSCRAWL_CONTACT_URL", "https://newscrawl.invalid/contact")
+USER_AGENT = f"newscrawl/0.1 (news research crawler; +{NEWSCRAWL_CONTACT_URL})"
+
+# Politeness: obey robots.txt, few parallel requests per site, and let AutoThrottle follow the server's latency.
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_DELAY = 0.5
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+
+# An article page is well under a megabyte; anything huge is not what this crawler is for.
+DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 4 * 1024 * 1024
+
+# No listening sockets in a crawler process: neither the telnet console nor Scrapy 2.19's remote-control server.
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+
+LOG_LEVEL = "INFO"
+FEED_EXPORT_ENCODING = "utf-8"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+DOWNLOADER_MIDDLEWARES = {
+    # Next to the download handler, like HttpCacheMiddleware (900): a replayed page skips only the network.
+    "newscrawl.middlewares.ReplayMiddleware": 950,
+}
+
+ITEM_PIPELINES = {
+    "newscrawl.pipelines.SeparatePipeline": 100,
+    "newscrawl.pipelines.ValidatePipeline": 200,
+    "newscrawl.pipelines.StoragePipeline": 800,
+}
+
+# Where items are stored (sqlite:///relative/path or sqlite:////absolute/path); empty switches storage off.
+NEWSCRAWL_DATABASE_URL = "sqlite:///data/newscrawl.sqlite3"
+# Items written per transaction.
+NEWSCRAWL_STORAGE_BATCH_SIZE = 50
+# Batches that could not be written wait here as JSONL and are written when storage next opens.
+NEWSCRAWL_SPOOL_DIR = "data/spool"
+# A folder of saved pages (fixtures/pages); when set, their URLs are answered from disk instead of the network.
+NEWSCRAWL_REPLAY_DIR = ""
