@@ -47,6 +47,7 @@ _DATE_ONLY = re.compile(
     r"^(?:[A-Za-zÀ-ÿ]+\.?,?\s+)?(?:\d{1,4}[-./ ]\s*(?:\d{1,2}|[A-Za-zÀ-ÿ]+\.?)[-./ ,]\s*\d{2,4})"
     r"(?:,?\s*(?:kl\.?|at|um|à|a las|alle|om)?\s*\d{1,2}[:.]\d{2}(?:\s*[AaPp][Mm])?)?$"
 )
+IMAGE_TAGS = ("img", "amp-img")
 _SENTENCE_END = re.compile(r"[.!?…]\s*$")
 
 
@@ -217,7 +218,7 @@ class ArticlePage:
         headline = normalize_space(self.data.headline or "").casefold()
         h1s = [b for b in self.page.blocks if b.tag == "h1" and not b.ancestors & {"nav", "footer", "aside", "a"}]
         if not h1s:
-            return None
+            return self._headline_without_h1(headline)
         if headline:
             scored = [(_overlap(headline, self.clean_text[b.index].casefold()), -b.index, b) for b in h1s]
             best = max(scored, key=lambda s: (s[0], s[1]))
@@ -225,6 +226,23 @@ class ArticlePage:
                 return best[2].element
         in_article = [b for b in h1s if b.ancestors & {"article", "main"}]
         return (in_article or h1s)[0].element
+
+    def _headline_without_h1(self, headline: str) -> HtmlElement | None:
+        """Pages with no <h1>: an ARIA or microdata headline, else the block that repeats the stated headline."""
+        for block in self.page.blocks:
+            element = block.element
+            if (element.get("role") == "heading" and element.get("aria-level") in (None, "1")) or element.get(
+                "itemprop"
+            ) == "headline":
+                return element
+        stated = [h.casefold() for h in (headline, (_first_text(self.root, "//head/title") or "").casefold()) if h]
+        for block in self.page.blocks:
+            if block.ancestors & {"nav", "footer", "aside", "a"} or len(block.text) < 10:
+                continue
+            text = self.clean_text[block.index].casefold()
+            if any(text == h or (text in h and _overlap(text, h) >= 0.6) for h in stated):
+                return block.element
+        return None
 
     def _title(self) -> str | None:
         if self.title_el is not None:
@@ -568,21 +586,23 @@ class ArticlePage:
         return self._caption_blocks
 
     def _article_scope(self) -> tuple[int, int]:
-        """Pieces that belong to the article: from a little before the title to the end of the body."""
+        """Pieces that belong to the article: the hero zone before the headline, then up to the body's end."""
         start, end = self.body_span or (0, len(self.page.pieces))
-        if self.title_el is not None:
-            title_start = self.page.spans[self.title_el][0]
-            # A hero image and its caption usually stand just before the headline.
-            earlier = [b for b in self.page.blocks if b.end <= title_start and b.index not in self.block_region]
-            hero_start = earlier[-3].start if len(earlier) >= 3 else (earlier[0].start if earlier else 0)
-            start = min(start, hero_start)
-        return start, end
+        anchor = self.page.spans[self.title_el][0] if self.title_el is not None else start
+        # The hero image and its caption stand between the last piece of page chrome and the headline.
+        hero_start = 0
+        for block in self.page.blocks:
+            if block.end > anchor:
+                break
+            if block.index in self.block_region or block.link_density > 0.5:
+                hero_start = block.end
+        return min(start, hero_start), end
 
     def _images(self) -> list[ImageReading]:
         scope = self._article_scope()
         images: list[tuple[HtmlElement, ImageReading]] = []
         seen: set[str] = set()
-        for img in self.root.iter("img"):
+        for img in self.root.iter(*IMAGE_TAGS):
             position = self.page.spans.get(img)
             if position is None or not (scope[0] <= position[0] <= scope[1]):
                 continue
@@ -622,7 +642,7 @@ class ArticlePage:
             parent = node.getparent()
             if parent is None or parent is within or parent.tag in ("body", "html", "article", "main"):
                 return None
-            if self._holds_title(parent) or len(parent.findall(".//img")) > 1:
+            if self._holds_title(parent) or len(list(parent.iter(*IMAGE_TAGS))) > 1:
                 return None
             blocks = [b for b in self.page.blocks_in(parent)]
             text_len = sum(len(self.clean_text[b.index]) for b in blocks)
@@ -832,7 +852,7 @@ class ArticlePage:
                 continue
             if element.tag in ("figcaption", "figure", "time", "button") or chrome_kind(element) in ("caption", "byline"):
                 parts.append(element)
-        for img in container.iter("img"):
+        for img in container.iter(*IMAGE_TAGS):
             wrapper = self._media_wrapper(img, within=container)
             if wrapper is not None and not any(self._contains_element(wrapper, link) for link in links if link not in card_links):
                 parts.append(wrapper)

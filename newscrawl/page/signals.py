@@ -31,6 +31,7 @@ CHROME_TOKENS: dict[str, str] = {
     **dict.fromkeys("caption figcaption credit credits copyright photographer imagecredit".split(), "caption"),
     **dict.fromkeys("tags tagcloud taglist keywords topics".split(), "tags"),
     **dict.fromkeys("paywall modal popup overlay toast".split(), "overlay"),
+    **dict.fromkeys("correction corrections erratum".split(), "notice"),
 }
 # Compound identifiers that must be matched as a whole token pair ("more stories" written "more-stories").
 _PAIRS = {("read", "more"): "related", ("more", "stories"): "related", ("most", "read"): "related"}
@@ -49,8 +50,12 @@ ROLE_KINDS = {
 LANDMARK_KINDS = {"nav": "navigation", "footer": "footer", "aside": "aside", "form": "form", "dialog": "overlay"}
 
 
+# Attributes where developers name a component; all of them say what a box is, in the site's code language.
+_IDENTIFIER_ATTRS = ("class", "id", "data-module", "data-component", "data-testid", "data-type")
+
+
 def identifier_tokens(element: HtmlElement) -> list[str]:
-    value = f"{element.get('class') or ''} {element.get('id') or ''}".lower()
+    value = " ".join(element.get(attr) or "" for attr in _IDENTIFIER_ATTRS).lower()
     return [token for token in _TOKEN_SPLIT.split(value) if token]
 
 

@@ -1,0 +1,1 @@
+"""Downloader middlewares that keep a crawl safe and reliable against hostile sites (issue 5)."""
