@@ -199,7 +199,7 @@ class StoragePipeline:
         settings = crawler.settings
         url = settings.get("NEWSCRAWL_DATABASE_URL")
         if not url:
-            raise NotConfigured("NEWSCRAWL_DATABASE_URL is empty: items are not stored")
+            raise NotConfigured  # storage deliberately switched off
         batch_size = settings.getint("NEWSCRAWL_STORAGE_BATCH_SIZE", 50)
         if batch_size < 1:
             raise ValueError(f"NEWSCRAWL_STORAGE_BATCH_SIZE must be at least 1, got {batch_size}")
@@ -269,7 +269,7 @@ class StoragePipeline:
             except StorageError as exc:
                 self.stats.inc_value("newscrawl/storage/errors")
                 logger.error("Replaying spooled items from %s into %s failed (%s); kept it", path, self.database_url, exc)
-                return
+                continue
             path.unlink()
             self.stats.inc_value("newscrawl/storage/replayed", len(records))
             logger.info("Wrote %d spooled items from %s", len(records), path)

@@ -281,6 +281,8 @@ class ArticlePage:
                 named = chrome_kind(element)
                 if named and named not in ("caption", "byline") and not self._holds_content(element):
                     kind = named
+                    if named == "related" and self.locales.prefix(self.page.text_of(element), "read_more"):
+                        kind = "read_more"  # one "Read more: <a>" line inside the body, not a teaser list
             if kind is not None:
                 regions.append(_Region(element, kind))
         for element, matches in self.labels.items():
@@ -646,7 +648,7 @@ class ArticlePage:
                 return None
             blocks = [b for b in self.page.blocks_in(parent)]
             text_len = sum(len(self.clean_text[b.index]) for b in blocks)
-            if blocks:
+            if text_len:
                 long_prose = [b for b in blocks if len(self.clean_text[b.index]) > 400 and b.tag == "p"]
                 if text_len > 600 or len(blocks) > 4 or long_prose:
                     return None
@@ -898,7 +900,10 @@ class ArticlePage:
         title_span = self.page.spans.get(self.title_el) if self.title_el is not None else None
         entries: list[tuple[str, str, object]] = []
         for block in self.page.blocks:
-            if block.index in body_ids or block.index in self.caption_blocks:
+            if block.index in body_ids:
+                continue
+            if block.index in self.caption_blocks:
+                self._label_entries(block, entries)  # the caption is the image's; its AI label is chrome
                 continue
             if title_span and title_span[0] <= block.start and block.end <= title_span[1]:
                 continue
