@@ -6,8 +6,8 @@ The site is deterministic for a given (pages, seed): page ``i`` is ``/news/<sect
 header and navigation, a headline, byline and date, a figure with an AI-disclosed caption, 6-12 paragraphs,
 an advertisement box, a "Related articles" aside with four teaser cards and a footer. The teasers link to
 page ``i + 1`` (so every page is reachable from page 0, whatever the crawl order) and to three pages picked
-by a seeded RNG, which makes the link graph connected and shallow enough for breadth, deep enough for depth.
-Section index pages and ``/`` link into the graph as news sites do. Every page is about 8-12 kB.
+by a seeded RNG among the 50 either side (related stories are recent ones).
+Section index pages and ``/`` link into the graph as news sites do. Every article page is about 6-7 kB.
 
 The server is asyncio (one thread, one process of its own), answers HTTP/1.1 with keep-alive from
 responses prepared in memory at start-up, and so costs a few microseconds a request: it is started as a
@@ -37,6 +37,9 @@ from pathlib import Path
 
 SECTIONS = ("politics", "economy", "science", "sport", "culture", "world")
 RELATED_PER_PAGE = 4
+# Related stories are recent ones: picks lie within this many pages either side, as on a news site, so the
+# crawl frontier stays about the same size whatever the size of the site.
+RELATED_WINDOW = 50
 _WORDS = (
     "the council said on tuesday that its new budget would cut waiting times for patients in the region "
     "while officials warned that costs of energy and housing kept rising across every district researchers "
@@ -89,7 +92,7 @@ def related_of(index: int, pages: int, rng: random.Random) -> list[int]:
     for _ in range(64):  # bounded: 64 draws always find 3 distinct others when pages > 4
         if len(picks) >= min(RELATED_PER_PAGE, pages - 1):
             break
-        other = rng.randrange(pages)
+        other = (index + rng.randint(-RELATED_WINDOW, RELATED_WINDOW)) % pages
         if other != index and other not in picks:
             picks.append(other)
     return picks
