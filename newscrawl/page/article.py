@@ -279,7 +279,9 @@ class ArticlePage:
                 kind = None
             if kind is None:
                 named = chrome_kind(element)
-                if named and named not in ("caption", "byline") and not self._holds_content(element):
+                if named in ("comments", "cookie_banner") and not self._holds_title(element):
+                    kind = named  # long comment threads are still comments
+                elif named and named not in ("caption", "byline") and not self._holds_content(element):
                     kind = named
                     if named == "related" and self.locales.prefix(self.page.text_of(element), "read_more"):
                         kind = "read_more"  # one "Read more: <a>" line inside the body, not a teaser list
@@ -311,11 +313,12 @@ class ArticlePage:
         """Real prose inside: a chrome-sounding class on a content wrapper must not cost the article."""
         if self._holds_title(element):
             return True
-        long_paragraphs = 0
+        paragraphs = prose = 0
         for block in self.page.blocks_in(element):
-            if len(block.text) >= 150 and block.link_density < 0.2:
-                long_paragraphs += 1
-                if long_paragraphs >= 3:
+            if len(block.text) >= 80 and block.link_density < 0.2:
+                paragraphs += 1
+                prose += len(block.text)
+                if paragraphs >= 3 and prose >= 400:
                     return True
         return False
 
@@ -517,9 +520,14 @@ class ArticlePage:
             if not isinstance(sibling.tag, str) or sibling not in self.page.spans:
                 continue
             prose = [b for b in candidates if self.page.contains(sibling, b)]
-            if prose and sum(len(self.clean_text[b.index]) for b in prose) >= 80:
-                if self._link_density(sibling) < 0.25:
-                    roots.append(sibling)
+            if not prose or sum(len(self.clean_text[b.index]) for b in prose) < 80:
+                continue
+            # A lone block beside an image is a caption box, not a second part of the body.
+            has_image = next(sibling.iter(*IMAGE_TAGS), None) is not None
+            if len(prose) == 1 and (has_image or len(self.clean_text[prose[0].index]) < 250):
+                continue
+            if self._link_density(sibling) < 0.25:
+                roots.append(sibling)
         return roots
 
     def _is_standfirst(self, block: Block) -> bool:
@@ -545,7 +553,7 @@ class ArticlePage:
             return "title"
         if block.ancestors & {"figure", "figcaption"} or block.index in self.caption_blocks:
             return "caption"
-        if block.ancestors & {"button", "form"}:
+        if "button" in block.ancestors:
             return "button"
         if chrome_kind(block.element) in ("caption", "byline"):
             return chrome_kind(block.element)
@@ -640,17 +648,20 @@ class ArticlePage:
     def _media_wrapper(self, img: HtmlElement, within: HtmlElement | None = None) -> HtmlElement | None:
         """The smallest ancestor that holds this image and its caption, and nothing of the article's prose."""
         node = img
+        roots = getattr(self, "body_roots", [])
         for _ in range(4):
             parent = node.getparent()
             if parent is None or parent is within or parent.tag in ("body", "html", "article", "main"):
                 return None
-            if self._holds_title(parent) or len(list(parent.iter(*IMAGE_TAGS))) > 1:
+            if any(parent is root for root in roots) or self._holds_title(parent):
                 return None
-            blocks = [b for b in self.page.blocks_in(parent)]
-            text_len = sum(len(self.clean_text[b.index]) for b in blocks)
-            if text_len:
-                long_prose = [b for b in blocks if len(self.clean_text[b.index]) > 400 and b.tag == "p"]
-                if text_len > 600 or len(blocks) > 4 or long_prose:
+            if len(list(parent.iter(*IMAGE_TAGS))) > 1:
+                return None
+            texts = [self.clean_text[b.index] for b in self.page.blocks_in(parent)]
+            texts = [t for t in texts if t]
+            if texts:
+                # A caption is one short block, perhaps with a credit line; prose means we climbed too far.
+                if sum(map(len, texts)) > 500 or len(texts) > 3 or (len(texts) == 3 and min(map(len, texts)) > 80):
                     return None
                 return parent
             node = parent
