@@ -53,3 +53,38 @@ NEWSCRAWL_STORAGE_BATCH_SIZE = 50
 NEWSCRAWL_SPOOL_DIR = "data/spool"
 # A folder of saved pages (fixtures/pages); when set, their URLs are answered from disk instead of the network.
 NEWSCRAWL_REPLAY_DIR = ""
+
+# --- reliability and security (issue 5) ---
+DOWNLOADER_MIDDLEWARES = {
+    **DOWNLOADER_MIDDLEWARES,
+    # Scrapy's RetryMiddleware ignores Retry-After; this subclass waits (backoff or Retry-After) in its place.
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "newscrawl.downloadermiddlewares.retry.BackoffRetryMiddleware": 550,
+    # Below HttpCompressionMiddleware (590) to see the decoded body, above MetaRefreshMiddleware (580) that parses it.
+    "newscrawl.downloadermiddlewares.content.ContentGuardMiddleware": 585,
+    # Last before the network (after ReplayMiddleware, 950): judges exactly the requests that would go out.
+    "newscrawl.downloadermiddlewares.ssrf.SSRFGuardMiddleware": 980,
+}
+EXTENSIONS = {"newscrawl.extensions.health.HealthReport": 500}
+
+# SSRF guard: only the user's start origins and these hosts ("host" or "host:port") may be non-public addresses.
+NEWSCRAWL_SSRF_ALLOWED_HOSTS: list[str] = []
+NEWSCRAWL_SSRF_TRUST_START_ORIGINS = True
+NEWSCRAWL_SSRF_DNS_CACHE_SECONDS = 60  # as DNSCACHE keeps answers, so the checked address is the one used
+
+# Faults: a few retries with growing waits (or the server's Retry-After, up to the max), then one ERROR line.
+RETRY_TIMES = 2
+NEWSCRAWL_RETRY_BACKOFF_BASE = 2.0
+NEWSCRAWL_RETRY_MAX_DELAY = 120.0
+DNS_TIMEOUT = 15
+# A body shorter than its Content-Length is an error (retried), never a page; ContentGuardMiddleware backs this up.
+DOWNLOAD_FAIL_ON_DATALOSS = True
+# Loops and long chains stop here; a redirect to another host is re-checked by offsite, robots.txt and the SSRF guard.
+REDIRECT_MAX_TIMES = 5
+METAREFRESH_MAXDELAY = 10
+# DOWNLOAD_MAXSIZE above also caps decompression (HttpCompressionMiddleware): gzip/deflate/brotli/zstd bombs stop there.
+
+# Health report at the end of each crawl; `scrapy crawl` exits 3 when a threshold is crossed (unset = not checked).
+NEWSCRAWL_HEALTH_MAX_ERROR_RATIO = 0.25
+NEWSCRAWL_HEALTH_MAX_EMPTY_RATIO = 0.8
+NEWSCRAWL_HEALTH_MIN_ITEMS = 1

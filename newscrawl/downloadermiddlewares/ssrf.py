@@ -127,28 +127,31 @@ def _system_resolve(host: str, port: int | None) -> list[str]:
 class SSRFGuardMiddleware:
     """Refuse any request, from a link, a redirect, robots.txt, a sitemap or a feed, that is not to a public address.
 
-    Exceptions: the user's start URLs (request.meta[START_URL_META], or a URL in the spider's ``start_urls``),
-    their same-origin redirects and robots.txt, and the hosts in NEWSCRAWL_SSRF_ALLOWED_HOSTS.  Placed before
-    RobotsTxtMiddleware (100) so that not even robots.txt is fetched from a refused host; redirected requests come
-    back through process_request because RedirectMiddleware hands them to the scheduler.
+    Exceptions: the user's start URLs (request.meta[START_URL_META], or a URL in the spider's ``start_urls``) and,
+    with NEWSCRAWL_SSRF_TRUST_START_ORIGINS, everything on their exact origin (scheme, host, port), else only their
+    same-origin redirects and robots.txt; and the hosts in NEWSCRAWL_SSRF_ALLOWED_HOSTS.  It sits last before the
+    network (after ReplayMiddleware, 950) so that it judges exactly what would go out; redirected requests reach it
+    again because RedirectMiddleware hands them back to the scheduler.
     """
 
     def __init__(
         self,
         stats: StatsCollector,
         allowed_hosts: set[tuple[str, int | None]],
-        cache_seconds: float,
+        trust_start_origins: bool = True,
+        cache_seconds: float = 60.0,
         cache_size: int = 4096,
         resolve: Callable[[str, int | None], list[str]] = _system_resolve,
     ):
         self.stats = stats
         self.allowed_hosts = allowed_hosts
+        self.trust_start_origins = trust_start_origins
         self.cache_seconds = cache_seconds
         self.cache_size = cache_size
         self.resolve = resolve
         self.start_urls: set[str] = set()
         self.start_origins: set[Origin] = set()
-        # host -> (expiry, reason or None); bounded so a site with endless host names cannot grow it.
+        # (host, port) -> (expiry, reason or None); bounded so a site with endless host names cannot grow it.
         self._verdicts: OrderedDict[tuple[str, int | None], tuple[float, str | None]] = OrderedDict()
 
     @classmethod
@@ -160,6 +163,7 @@ class SSRFGuardMiddleware:
         middleware = cls(
             crawler.stats,
             parse_allowed_hosts(settings.getlist("NEWSCRAWL_SSRF_ALLOWED_HOSTS")),
+            trust_start_origins=settings.getbool("NEWSCRAWL_SSRF_TRUST_START_ORIGINS", True),
             # As long as Scrapy's own DNS cache keeps an answer, so the address checked is the one connected to.
             cache_seconds=settings.getfloat("NEWSCRAWL_SSRF_DNS_CACHE_SECONDS", 60.0),
         )
@@ -176,19 +180,20 @@ class SSRFGuardMiddleware:
         self.start_origins.add(origin_of(url))
 
     def _user_given(self, request: Request) -> bool:
-        """True for a start URL given by the user, its redirects on its own origin and its origin's robots.txt."""
-        origin = origin_of(request.url)
+        """True for the user's start URLs and what their origin is trusted with."""
         if request.url in self.start_urls:
             return True
-        if request.meta.get(START_URL_META):
-            # Redirects copy meta: a marked start request may only follow redirects within its own origin.
-            first = (request.meta.get("redirect_urls") or [request.url])[0]
-            if first == request.url or origin_of(first) == origin:
-                if first == request.url:
-                    self.add_start_url(request.url)
-                return True
+        redirected_from = request.meta.get("redirect_urls")
+        # Redirects copy meta, so only an unredirected request may bring a new start URL with it.
+        if request.meta.get(START_URL_META) and not redirected_from:
+            self.add_start_url(request.url)
+            return True
+        origin = origin_of(request.url)
+        if origin not in self.start_origins:
             return False
-        return origin in self.start_origins and urlparse_cached(request).path == "/robots.txt"
+        if self.trust_start_origins or urlparse_cached(request).path == "/robots.txt":
+            return True
+        return bool(redirected_from) and redirected_from[0] in self.start_urls
 
     def _allow_listed(self, request: Request) -> bool:
         parts = urlparse_cached(request)
