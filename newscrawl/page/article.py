@@ -508,27 +508,39 @@ class ArticlePage:
         return sum(b.link_chars for b in blocks) / max(total, 1)
 
     def _body_roots(self, container: HtmlElement, candidates: list[Block]) -> list[HtmlElement]:
-        """The best container and its siblings that also hold prose (a body split by an ad, say)."""
-        parent = container.getparent()
+        """The best container and its siblings that also hold prose (a body split by an ad, say).
+
+        When the container is the only child of its parent with prose in it, the parent stands for it:
+        bodies split into several column wrappers share a grandparent, not a parent.
+        """
+        node = container
+        for _ in range(3):
+            parent = node.getparent()
+            if parent is None or parent.tag in ("body", "html") or self._holds_title(parent):
+                break
+            if any(self._sibling_prose(sibling, candidates) for sibling in parent if sibling is not node):
+                break
+            node = parent
+        parent = node.getparent()
         if parent is None:
             return [container]
         roots = []
         for sibling in parent:
-            if sibling is container:
-                roots.append(sibling)
-                continue
-            if not isinstance(sibling.tag, str) or sibling not in self.page.spans:
-                continue
-            prose = [b for b in candidates if self.page.contains(sibling, b)]
-            if not prose or sum(len(self.clean_text[b.index]) for b in prose) < 80:
-                continue
-            # A lone block beside an image is a caption box, not a second part of the body.
-            has_image = next(sibling.iter(*IMAGE_TAGS), None) is not None
-            if len(prose) == 1 and (has_image or len(self.clean_text[prose[0].index]) < 250):
-                continue
-            if self._link_density(sibling) < 0.25:
+            if sibling is node:
+                roots.append(container if node is container else node)
+            elif self._sibling_prose(sibling, candidates) and self._link_density(sibling) < 0.25:
                 roots.append(sibling)
         return roots
+
+    def _sibling_prose(self, sibling: HtmlElement, candidates: list[Block]) -> bool:
+        if not isinstance(sibling.tag, str) or sibling not in self.page.spans or self._holds_title(sibling):
+            return False
+        prose = [b for b in candidates if self.page.contains(sibling, b)]
+        if not prose or sum(len(self.clean_text[b.index]) for b in prose) < 80:
+            return False
+        # A lone block beside an image is a caption box, not a second part of the body.
+        has_image = next(sibling.iter(*IMAGE_TAGS), None) is not None
+        return not (len(prose) == 1 and (has_image or len(self.clean_text[prose[0].index]) < 250))
 
     def _is_standfirst(self, block: Block) -> bool:
         text = self.clean_text[block.index]
@@ -1015,9 +1027,24 @@ class ArticlePage:
             reading.related = _next_related(article, self._absolute)
 
     def _apply_json_ld_body(self, reading: ArticleReading) -> None:
+        """Use JSON-LD articleBody when the visible body is a consistent but shorter part of it.
+
+        Some sites render only the first paragraphs and ship the rest in script; the visible text must
+        then be found inside articleBody, or the structured data is stale and loses.
+        """
         body = self.data.article_body
-        if body and len("".join(reading.body)) < 0.3 * len(body):
-            paragraphs = [normalize_space(p) for p in re.split(r"\n\s*\n|\n", body) if p.strip()]
+        if not body:
+            return
+        dom_length = len("".join(reading.body))
+        if dom_length >= 0.77 * len(body):
+            return
+        folded = normalize_space(body).casefold()
+        if reading.body:
+            found = sum(1 for p in reading.body if normalize_space(p).casefold()[:200] in folded)
+            if found < 0.8 * len(reading.body) and dom_length >= 0.3 * len(body):
+                return
+        paragraphs = [normalize_space(p) for p in re.split(r"\n\s*\n|\n", body) if p.strip()]
+        if paragraphs:
             reading.body = paragraphs
             reading.body_source = "json_ld"
 
