@@ -82,6 +82,8 @@ DOWNLOAD_FAIL_ON_DATALOSS = True
 # Loops and long chains stop here; a redirect to another host is re-checked by offsite, robots.txt and the SSRF guard.
 REDIRECT_MAX_TIMES = 5
 METAREFRESH_MAXDELAY = 10
+# The "Gave up retrying" ERROR line is the report of a failed download; no second line with a traceback.
+LOG_FORMATTER = "newscrawl.logformatter.NewscrawlLogFormatter"
 # DOWNLOAD_MAXSIZE above also caps decompression (HttpCompressionMiddleware): gzip/deflate/brotli/zstd bombs stop there.
 
 # Health report at the end of each crawl; `scrapy crawl` exits 3 when a threshold is crossed (unset = not checked).

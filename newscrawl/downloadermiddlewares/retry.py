@@ -11,6 +11,8 @@ from scrapy.downloadermiddlewares.retry import RetryMiddleware, get_retry_reques
 from scrapy.utils.asyncio import sleep
 from scrapy.utils.response import response_status_message
 
+from newscrawl.logformatter import GAVE_UP_META
+
 if TYPE_CHECKING:
     from typing import Self
 
@@ -82,8 +84,11 @@ class BackoffRetryMiddleware(RetryMiddleware):
         if not isinstance(exception, self.exceptions_to_retry) or request.meta.get("dont_retry", False):
             return None
         retry = self._retry_request(request, exception)
-        if retry is not None:
-            await self._wait(retry, None)
+        if retry is None:
+            # get_retry_request has logged the one "Gave up retrying" line; the log formatter skips the repeat.
+            request.meta[GAVE_UP_META] = True
+            return None
+        await self._wait(retry, None)
         return retry
 
     def _retry_request(self, request: Request, reason: str | Exception) -> Request | None:

@@ -48,6 +48,7 @@ _DATE_ONLY = re.compile(
     r"(?:,?\s*(?:kl\.?|at|um|à|a las|alle|om)?\s*\d{1,2}[:.]\d{2}(?:\s*[AaPp][Mm])?)?$"
 )
 IMAGE_TAGS = ("img", "amp-img")
+_MARKUP = re.compile(r"<[a-zA-Z/][^>]*>|&lt;[a-zA-Z/]")
 _SENTENCE_END = re.compile(r"[.!?…]\s*$")
 
 
@@ -1033,8 +1034,8 @@ class ArticlePage:
         then be found inside articleBody, or the structured data is stale and loses.
         """
         body = self.data.article_body
-        if not body:
-            return
+        if not body or _MARKUP.search(body):
+            return  # escaped HTML in articleBody: the visible page says it better
         dom_length = len("".join(reading.body))
         if dom_length >= 0.77 * len(body):
             return
