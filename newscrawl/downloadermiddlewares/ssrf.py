@@ -84,13 +84,15 @@ def forbidden_reason(ip: IPAddress) -> str | None:
         return "link_local"  # 169.254.169.254 is the cloud metadata service
     if ip.is_multicast:
         return "multicast"
+    # is_global alone misses ::/8 (IPv4-compatible ::7f00:1) on Python 3.11, hence is_reserved.
+    if ip.is_reserved:
+        return "reserved"
     if isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED:
         return "private"  # carrier-grade NAT space, an internal network all the same
     if ip.is_private or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local):
         return "private"
-    # is_global alone misses ::/8 (IPv4-compatible ::7f00:1) on Python 3.11, hence is_reserved first.
-    if ip.is_reserved or not ip.is_global:
-        return "reserved"
+    if not ip.is_global:
+        return "reserved"  # documentation, benchmarking and other special-purpose ranges
     return None
 
 
