@@ -48,6 +48,13 @@ _DATE_ONLY = re.compile(
     r"(?:,?\s*(?:kl\.?|at|um|à|a las|alle|om)?\s*\d{1,2}[:.]\d{2}(?:\s*[AaPp][Mm])?)?$"
 )
 IMAGE_TAGS = ("img", "amp-img")
+# A photo credit closing a caption: "(Image: GETTY)", "(AP Photo/Evan Vucci)", "| Getty Images".
+_CREDIT_TAIL = re.compile(
+    r"(?:\((?:Image|Photo|Picture|Foto|Bild|Kuva|Crédit|Credit)s?\s*:[^()]{1,80}\)"
+    r"|\((?:AP|AFP|Reuters|Getty|EPA|dpa|PA|Bloomberg)[^()]{0,60}\)"
+    r"|\|\s*(?:Getty Images|Reuters|AFP|AP|Bloomberg)[^|]{0,40})\s*\.?$",
+    re.IGNORECASE,
+)
 _MARKUP = re.compile(r"<[a-zA-Z/][^>]*>|&lt;[a-zA-Z/]")
 _SENTENCE_END = re.compile(r"[.!?…]\s*$")
 
@@ -568,8 +575,11 @@ class ArticlePage:
             return "caption"
         if "button" in block.ancestors:
             return "button"
-        if chrome_kind(block.element) in ("caption", "byline"):
-            return chrome_kind(block.element)
+        named = self._named_ancestor_kind(block.element)
+        if named in ("caption", "byline"):
+            return named
+        if _CREDIT_TAIL.search(text) and len(text) < 400 or text.startswith("©") and len(text) < 300:
+            return "caption"  # "Protesters in Hong Kong (Image: GETTY)", "© Lucy Nicholson ..."
         if self._is_byline(block, text):
             return "byline"
         if self.locales.prefix(text, "read_more") and block.link_chars:
@@ -578,6 +588,18 @@ class ArticlePage:
             return "caption"
         if block.link_density > 0.5 and (len(text) < 200 or block.link_density > 0.8):
             return "links"
+        return None
+
+    def _named_ancestor_kind(self, element: HtmlElement) -> str | None:
+        """A caption or byline class on the block or a close wrapper ("<div class=caption><p>..</p></div>")."""
+        roots = self.body_roots
+        for _ in range(3):
+            if element is None or any(element is root for root in roots):
+                return None
+            kind = chrome_kind(element)
+            if kind in ("caption", "byline"):
+                return kind
+            element = element.getparent()
         return None
 
     def _is_byline(self, block: Block, text: str) -> bool:

@@ -122,8 +122,13 @@ def linearize(root: HtmlElement, max_depth: int = 400) -> PageText:
             pieces.append(text)
             in_link.append(link_depth > 0)
 
-    walker = etree.iterwalk(root, events=("start", "end"))
+    # Comments and processing instructions come as events of their own; only their tail is text
+    # (React pages put "<!-- -->" between words).
+    walker = etree.iterwalk(root, events=("start", "end", "comment", "pi"))
     for event, element in walker:
+        if event in ("comment", "pi"):
+            add_text(element.tail)
+            continue
         tag = element_tag(element)
         if event == "start":
             if not tag or tag in SKIP_TAGS or (tag != "html" and tag != "body" and is_hidden(element)):
