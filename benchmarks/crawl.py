@@ -42,8 +42,15 @@ COMMON_SETTINGS = {
     "ROBOTSTXT_OBEY": "True",
     "LOG_LEVEL": "INFO",
     "CLOSESPIDER_TIMEOUT": "3600",
-    "EXTENSIONS": json.dumps({"benchmarks.crawl.StatsToFile": 0}),
 }
+
+
+def project_extensions() -> dict:
+    """newscrawl's EXTENSIONS plus the stats writer: ``-s EXTENSIONS=...`` replaces the project's dict."""
+    sys.path.insert(0, str(REPO))
+    from newscrawl import settings as project
+
+    return {**getattr(project, "EXTENSIONS", {}), "benchmarks.crawl.StatsToFile": 0}
 
 
 class NullSpider(scrapy.Spider):
@@ -106,7 +113,11 @@ class CrawlResult:
 
 
 def crawl_command(kind: str, start_url: str, workdir: Path) -> list[str]:
-    settings = dict(COMMON_SETTINGS, BENCHMARK_STATS_FILE=str(workdir / "stats.json"))
+    settings = dict(
+        COMMON_SETTINGS,
+        EXTENSIONS=json.dumps(project_extensions()),
+        BENCHMARK_STATS_FILE=str(workdir / "stats.json"),
+    )
     if kind == "newscrawl":
         settings["NEWSCRAWL_DATABASE_URL"] = f"sqlite:///{workdir / 'newscrawl.sqlite3'}"
         settings["NEWSCRAWL_SPOOL_DIR"] = str(workdir / "spool")

@@ -1,0 +1,191 @@
+"""Storage benchmark: items/second written through newscrawl's storage layer against a raw ``executemany``.
+
+    .venv/bin/python benchmarks/storage.py [--items 20000] [--batch 50] [--rounds 3]
+
+The items are real: article pages of the generated site (``benchmarks/sitegen.py``) read by
+``read_article`` + ``load_article`` and turned into records the way ``StoragePipeline`` does
+(``ItemAdapter(item).asdict()``), then repeated under distinct URLs up to ``--items``.
+
+- ``newscrawl``: ``open_storage("sqlite:///...")`` then ``Storage.save(batch)`` per batch of ``--batch``
+  records (the crawl's ``NEWSCRAWL_STORAGE_BATCH_SIZE``), one transaction each, as the pipeline does.
+- ``raw``: the same rows (article, image, boilerplate and related-link rows, with ids, hashes and JSON
+  computed before the clock starts) into the same schema (made by ``open_storage``), same pragmas,
+  one ``BEGIN IMMEDIATE ... COMMIT`` per batch with one ``executemany`` per table: the floor.
+
+Each round writes a fresh database file in a temporary directory; rounds alternate the order, best counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from itemadapter import ItemAdapter  # noqa: E402
+from scrapy.http import HtmlResponse  # noqa: E402
+
+from newscrawl.loaders import load_article  # noqa: E402
+from newscrawl.page.article import read_article  # noqa: E402
+from newscrawl.storage import (  # noqa: E402
+    ARTICLE_COLUMNS,
+    BOOLEAN_COLUMNS,
+    CHILD_ROWS,
+    article_url,
+    content_hash,
+    open_storage,
+)
+from sitegen import SECTIONS, _title, article_path, render_article  # noqa: E402
+
+GOAL = 1.5  # newscrawl's write time at most this many times the raw executemany's
+DISTINCT_PAGES = 200
+
+
+def make_records(count: int) -> list[dict[str, Any]]:
+    """``count`` records as the storage pipeline receives them, from real readings of generated pages."""
+    distinct = min(count, DISTINCT_PAGES)
+    rng = random.Random(0)
+    titles = [_title(rng) for _ in range(distinct)]
+    origin = "http://127.0.0.1:8000"
+    templates = []
+    for index in range(distinct):
+        url = origin + article_path(index)
+        body = render_article(index, distinct, titles, 0).encode("utf-8")
+        response = HtmlResponse(url, body=body, headers={"Content-Type": "text/html; charset=utf-8"})
+        item = load_article(read_article(response.selector, url), fetched_at="2026-03-01T08:00:00+00:00")
+        templates.append(ItemAdapter(item).asdict())
+    records = []
+    for number in range(count):
+        record = dict(templates[number % distinct])
+        # A distinct article each: same content, its own URL (the identity storage keys on).
+        section = SECTIONS[number % len(SECTIONS)]
+        record["url"] = record["canonical_url"] = f"{origin}/news/{section}/copy-{number}.html"
+        records.append(record)
+    return records
+
+
+def raw_rows(records: list[dict[str, Any]]) -> tuple[list[tuple], dict[str, list[tuple]]]:
+    """The rows storage writes for these records, with explicit article ids, ready for executemany."""
+    articles: list[tuple] = []
+    children: dict[str, list[tuple]] = {table: [] for table in CHILD_ROWS}
+    import json
+
+    for article_id, record in enumerate(records, start=1):
+        seen = record.get("fetched_at")
+        row = {
+            **{name: record.get(name) for name in ARTICLE_COLUMNS},
+            "article_url": article_url(record),
+            "ai_reported": bool(record.get("ai_reported")),
+            "authors": json.dumps(list(record.get("authors") or []), ensure_ascii=False),
+            "content_hash": content_hash(record),
+            "first_seen": seen,
+            "last_seen": seen,
+        }
+        articles.append((article_id, *(row[name] for name in ARTICLE_COLUMNS)))
+        for table, (item_field, columns) in CHILD_ROWS.items():
+            for position, entry in enumerate(record.get(item_field) or []):
+                values = (bool(entry.get(c)) if c in BOOLEAN_COLUMNS else entry.get(c) for c in columns)
+                children[table].append((article_id, position, *values))
+    return articles, children
+
+
+def batches(items: list, size: int) -> list[list]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def write_newscrawl(path: Path, records: list[dict[str, Any]], batch: int) -> float:
+    storage = open_storage(f"sqlite:///{path}")
+    try:
+        chunks = batches(records, batch)
+        start = time.perf_counter()
+        for chunk in chunks:
+            storage.save(chunk)
+        return time.perf_counter() - start
+    finally:
+        storage.close()
+
+
+def write_raw(path: Path, records: list[dict[str, Any]], batch: int) -> float:
+    open_storage(f"sqlite:///{path}").close()  # the same schema, made by the storage layer itself
+    articles, children = raw_rows(records)
+    # Cut the rows into the same batches of articles, each with its children.
+    plan = []
+    for chunk in batches(articles, batch):
+        low, high = chunk[0][0], chunk[-1][0]
+        plan.append((chunk, {t: [r for r in rows if low <= r[0] <= high] for t, rows in children.items()}))
+    article_sql = (
+        f"INSERT INTO articles (id, {', '.join(ARTICLE_COLUMNS)}) VALUES ({', '.join('?' * (len(ARTICLE_COLUMNS) + 1))})"
+    )
+    child_sql = {
+        table: f"INSERT INTO {table} (article_id, position, {', '.join(columns)}) "
+        f"VALUES (?, ?, {', '.join('?' * len(columns))})"
+        for table, (_, columns) in CHILD_ROWS.items()
+    }
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        start = time.perf_counter()
+        for chunk, child_rows in plan:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany(article_sql, chunk)
+            for table, rows in child_rows.items():
+                if rows:
+                    connection.executemany(child_sql[table], rows)
+            connection.execute("COMMIT")
+        return time.perf_counter() - start
+    finally:
+        connection.close()
+
+
+def count_rows(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as connection:
+        counts = {t: connection.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("articles", *CHILD_ROWS)}
+    connection.close()
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=50, help="items per transaction (NEWSCRAWL_STORAGE_BATCH_SIZE)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each counts")
+    args = parser.parse_args(argv)
+
+    records = make_records(args.items)
+    writers = {"newscrawl": write_newscrawl, "raw": write_raw}
+    best = {name: float("inf") for name in writers}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_no in range(args.rounds):
+            order = list(writers) if round_no % 2 == 0 else list(writers)[::-1]
+            for name in order:
+                path = Path(tmp) / f"{name}-{round_no}.sqlite3"
+                gc.collect()
+                seconds = writers[name](path, records, args.batch)
+                best[name] = min(best[name], seconds)
+                counts = count_rows(path)
+                print(f"  round {round_no + 1} {name:<10} {args.items / seconds:9.0f} items/s  rows {counts}", flush=True)
+    rate = {name: args.items / seconds for name, seconds in best.items()}
+    ratio = best["newscrawl"] / best["raw"]
+    verdict = "met" if ratio <= GOAL else "NOT met"
+    print(f"items: {args.items}, batch {args.batch}, best of {args.rounds} rounds")
+    for name in writers:
+        print(f"  {name:<10} {rate[name]:9.0f} items/s")
+    print(
+        f"RATIO storage: newscrawl/raw write time = {ratio:.2f}x "
+        f"({rate['newscrawl']:.0f} vs {rate['raw']:.0f} items/s; goal <= {GOAL:g}x: {verdict})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
