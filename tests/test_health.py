@@ -40,7 +40,7 @@ def test_numbers_come_from_the_stats() -> None:
     assert health.counters == {"newscrawl/pages/not_article": 4, "newscrawl/ssrf/refused/loopback": 3}
     text = health.render()
     assert text.startswith("Health report: OK")
-    for line in ("finish reason: finished", "9 stored, 2 dropped (DropItem 2)", "20 requests, 16 responses, 5 errors",
+    for line in ("finish reason: finished", "9 scraped, 2 dropped (DropItem 2)", "20 requests, 16 responses, 5 errors",
                  "HTTP 503 2", "4 of 16 responses (ratio 0.25)", "ERROR log lines: 3", "ssrf/refused/loopback 3"):
         assert line in text
 

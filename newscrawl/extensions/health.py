@@ -90,7 +90,7 @@ class Health:
         return "\n".join([
             f"Health report: {verdict}",
             f"  finish reason: {self.finish_reason}",
-            f"  items: {self.items} stored, {sum(self.dropped.values())} dropped ({listing(self.dropped)})",
+            f"  items: {self.items} scraped, {sum(self.dropped.values())} dropped ({listing(self.dropped)})",
             f"  downloads: {self.requests} requests, {self.responses} responses, {self.error_count} errors "
             f"(ratio {self.error_ratio:.2f}): {listing(self.errors)}",
             f"  pages not articles: {self.not_article} of {self.responses} responses (ratio {self.empty_ratio:.2f})",
@@ -104,7 +104,7 @@ class HealthReport:
 
     Thresholds (unset = not checked): NEWSCRAWL_HEALTH_MAX_ERROR_RATIO (failed downloads, 5xx answers and spider
     exceptions per download), NEWSCRAWL_HEALTH_MAX_EMPTY_RATIO (pages that were not articles per response),
-    NEWSCRAWL_HEALTH_MIN_ITEMS (items stored).
+    NEWSCRAWL_HEALTH_MIN_ITEMS (items that came through every pipeline).
     """
 
     def __init__(
