@@ -16,7 +16,7 @@ from scrapy.exceptions import DropItem, NotConfigured
 
 from newscrawl.items import BoilerplateBlock
 from newscrawl.locales import LocaleTable, default_locale_table
-from newscrawl.storage import Storage, StorageError, open_storage
+from newscrawl.storage import SaveResult, Storage, StorageError, open_storage, redact
 
 if TYPE_CHECKING:
     from typing import Self
@@ -208,8 +208,6 @@ class StoragePipeline:
 
     def open_spider(self) -> None:
         self._connect()
-        if self.storage is not None:
-            self._replay_spool()
 
     def close_spider(self) -> None:
         self.flush()
@@ -233,19 +231,38 @@ class StoragePipeline:
         try:
             if self.storage is None:
                 raise StorageError("no database connection")
-            self.stats.inc_value("newscrawl/storage/stored", self.storage.save(batch))
+            self._count(self.storage.save(batch))
         except StorageError as exc:
             self.stats.inc_value("newscrawl/storage/errors")
             path = self._spool(batch)
-            logger.error("Storage write of %d items to %s failed (%s); kept them in %s for the next run",
-                         len(batch), self.database_url, exc, path)
+            logger.error("Storage write of %d items to %s failed (%s); kept them in %s, written when the database "
+                         "is back", len(batch), redact(self.database_url), exc, path)
+            # The connection may be dead (a restarted server): drop it, the next batch opens a new one.
+            self._disconnect()
+
+    def _count(self, result: SaveResult) -> None:
+        self.stats.inc_value("newscrawl/storage/stored", result.total)
+        for kind in ("new", "changed", "unchanged"):
+            self.stats.inc_value(f"newscrawl/articles/{kind}", getattr(result, kind))
 
     def _connect(self) -> None:
+        """Open storage and write what earlier failures spooled; on failure, items go on being spooled."""
         try:
             self.storage = open_storage(self.database_url)
         except StorageError as exc:
             self.stats.inc_value("newscrawl/storage/errors")
-            logger.error("Cannot open storage %s (%s); items will be spooled to %s", self.database_url, exc, self.spool_dir)
+            logger.error("Cannot open storage %s (%s); items will be spooled to %s",
+                         redact(self.database_url), exc, self.spool_dir)
+            self.storage = None
+            return
+        self._replay_spool()
+
+    def _disconnect(self) -> None:
+        if self.storage is not None:
+            try:
+                self.storage.close()
+            except Exception:  # closing a broken connection may fail too; it is dropped either way
+                pass
             self.storage = None
 
     def _spool(self, batch: list[dict[str, Any]]) -> Path:
@@ -263,13 +280,20 @@ class StoragePipeline:
     def _replay_spool(self) -> None:
         assert self.storage is not None
         for path in sorted(self.spool_dir.glob(f"{self.spool_prefix}-*.jsonl")):
-            records = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
             try:
-                self.storage.save(records)
+                records = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+            except FileNotFoundError:  # another crawl on the same database replayed it first
+                continue
+            try:
+                result = self.storage.save(records)
             except StorageError as exc:
                 self.stats.inc_value("newscrawl/storage/errors")
-                logger.error("Replaying spooled items from %s into %s failed (%s); kept it", path, self.database_url, exc)
-                continue
-            path.unlink()
+                logger.error("Replaying spooled items from %s into %s failed (%s); kept it",
+                             path, redact(self.database_url), exc)
+                self._disconnect()
+                return
+            path.unlink(missing_ok=True)
+            self._count(result)
             self.stats.inc_value("newscrawl/storage/replayed", len(records))
-            logger.info("Wrote %d spooled items from %s", len(records), path)
+            logger.info("Database %s is reachable: wrote %d spooled items from %s",
+                        redact(self.database_url), len(records), path)

@@ -1,21 +1,23 @@
-"""Article storage: one SQL schema over DB-API, with a SQLite backend and room for PostgreSQL beside it."""
+"""Article storage: one SQL schema over DB-API, with SQLite and PostgreSQL (psycopg 3) backends."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 #: The schema, one list of statements per version; a database at version N gets the lists after N, in order.
 #: ``{id}`` is the backend's auto-increment primary key, ``{ref}`` the type of a column pointing at it.
 #: Timestamps are ISO 8601 text, as the item carries them; booleans are BOOLEAN (0/1 in SQLite).
-MIGRATIONS: list[list[str]] = [
+#: A step is a SQL statement or, where SQL differs between backends, a function of (storage, cursor).
+MIGRATIONS: list[list[str | Callable[[Any, Any], None]]] = [
     [
         """CREATE TABLE articles (
             id {id},
@@ -65,6 +67,49 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX boilerplate_kind ON boilerplate (kind)",
     ],
+    [
+        # Every stored state of an article's text: a new row when title, body or captions change, never an update.
+        """CREATE TABLE article_versions (
+            article_id {ref} NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            content_hash TEXT NOT NULL,
+            title TEXT NOT NULL,
+            body TEXT NOT NULL,
+            captions TEXT NOT NULL,
+            fetched_at TEXT,
+            stored_at TEXT NOT NULL,
+            PRIMARY KEY (article_id, version)
+        )""",
+        # What the server said about a URL last time, for conditional requests on the next run.
+        """CREATE TABLE fetch_state (
+            url TEXT PRIMARY KEY,
+            etag TEXT,
+            last_modified TEXT,
+            body_hash TEXT NOT NULL,
+            fetched_at TEXT NOT NULL,
+            checked_at TEXT NOT NULL,
+            stored_at TEXT
+        )""",
+        """CREATE TABLE runs (
+            id {id},
+            crawl TEXT NOT NULL,
+            spider TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            pages INTEGER NOT NULL DEFAULT 0,
+            items INTEGER NOT NULL DEFAULT 0,
+            new_articles INTEGER NOT NULL DEFAULT 0,
+            changed_articles INTEGER NOT NULL DEFAULT 0,
+            unchanged_articles INTEGER NOT NULL DEFAULT 0,
+            not_modified INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0,
+            pid INTEGER
+        )""",
+        "CREATE INDEX runs_crawl_started ON runs (crawl, started_at)",
+        # Articles stored before versions existed get their current text as version 1.
+        lambda storage, cursor: storage._backfill_versions(cursor),
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -77,6 +122,10 @@ UPSERT_ARTICLE = (
     f"INSERT INTO articles ({', '.join(ARTICLE_COLUMNS)}) VALUES ({', '.join('?' * len(ARTICLE_COLUMNS))}) "
     "ON CONFLICT (article_url) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in ARTICLE_COLUMNS if name not in ("article_url", "first_seen"))
+)
+INSERT_VERSION = (
+    "INSERT INTO article_versions (article_id, version, content_hash, title, body, captions, fetched_at, stored_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 CHILD_ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
     # table: (item field, columns taken from each entry)
@@ -100,10 +149,14 @@ def article_url(record: Mapping[str, Any]) -> str:
     return record.get("canonical_url") or record["url"]
 
 
+def captions(record: Mapping[str, Any]) -> list[str]:
+    """The image captions of a record, in page order, an image without one as ""."""
+    return [image.get("caption") or "" for image in record.get("images") or []]
+
+
 def content_hash(record: Mapping[str, Any]) -> str:
     """sha256 over title, body and image captions: changes exactly when what a reader sees changes."""
-    captions = [image.get("caption") or "" for image in record.get("images") or []]
-    text = "\n".join([record.get("title") or "", record.get("body") or "", *captions])
+    text = "\n".join([record.get("title") or "", record.get("body") or "", *captions(record)])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -118,6 +171,69 @@ class StoredSummary:
     related_links: int = 0
     boilerplate_by_kind: dict[str, int] = field(default_factory=dict)
     titles: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SaveResult:
+    """How the articles of one saved batch compare with what was stored before."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.new + self.changed + self.unchanged
+
+
+@dataclass
+class ArticleVersion:
+    """One stored state of an article's text; version 1 is how it was first seen."""
+
+    version: int
+    content_hash: str
+    title: str
+    body: str
+    captions: list[str]
+    fetched_at: str | None
+    stored_at: str
+
+
+@dataclass
+class FetchState:
+    """What the server said about a URL on its last full (200) response, and when it was last asked."""
+
+    url: str
+    etag: str | None
+    last_modified: str | None
+    body_hash: str
+    fetched_at: str
+    checked_at: str
+    #: When the article read from that response was stored; None until it is (a crash in between, or not an article).
+    stored_at: str | None
+
+
+RUN_COUNTS = ("pages", "items", "new_articles", "changed_articles", "unchanged_articles", "not_modified", "errors")
+
+
+@dataclass
+class Run:
+    """One crawl run as recorded in ``runs``; ``finished_at`` is None while it runs or when it died."""
+
+    id: int
+    crawl: str
+    spider: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    pages: int = 0
+    items: int = 0
+    new_articles: int = 0
+    changed_articles: int = 0
+    unchanged_articles: int = 0
+    not_modified: int = 0
+    errors: int = 0
+    pid: int | None = None
 
 
 class Storage:
@@ -140,56 +256,99 @@ class Storage:
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        """A cursor inside one transaction: committed when the block ends, rolled back if it raises."""
+        """A cursor inside one transaction: committed when the block ends, rolled back if it raises.
+
+        The driver's errors come out as StorageError.
+        """
         raise NotImplementedError
 
     def sql(self, statement: str) -> str:
         # Every statement here is ours and holds no literal "?", so the swap is safe.
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
 
-    def migrate(self) -> None:
+    def lock_schema(self, cursor: Any) -> None:
+        """Hold off other processes migrating the same database until this transaction ends."""
+
+    def migrate(self, target: int = SCHEMA_VERSION) -> None:
+        """Bring the schema to version ``target`` (the current one unless a test asks for an older one)."""
         with self.transaction() as cursor:
+            self.lock_schema(cursor)
             cursor.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)")
             cursor.execute("SELECT MAX(version) FROM schema_version")
             current = cursor.fetchone()[0] or 0
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[version - 1]:
-                    cursor.execute(statement.format(**self.column_types))
+            for version in range(current + 1, target + 1):
+                for step in MIGRATIONS[version - 1]:
+                    if callable(step):
+                        step(self, cursor)
+                    else:
+                        cursor.execute(step.format(**self.column_types))
                 cursor.execute(self.sql("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)"), (version, utc_now()))
+
+    def _backfill_versions(self, cursor: Any) -> None:
+        cursor.execute("SELECT id, content_hash, title, body, fetched_at, first_seen FROM articles")
+        articles = cursor.fetchall()
+        cursor.execute("SELECT article_id, caption FROM images ORDER BY article_id, position")
+        by_article: dict[int, list[str]] = {}
+        for article_id, caption in cursor.fetchall():
+            by_article.setdefault(article_id, []).append(caption or "")
+        cursor.executemany(self.sql(INSERT_VERSION), [
+            (article_id, 1, digest, title, body, json.dumps(by_article.get(article_id, []), ensure_ascii=False),
+             fetched_at, first_seen)
+            for article_id, digest, title, body, fetched_at, first_seen in articles
+        ])
 
     def schema_version(self) -> int:
         with self.transaction() as cursor:
             cursor.execute("SELECT MAX(version) FROM schema_version")
             return cursor.fetchone()[0] or 0
 
-    def save(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Write article records (``dataclasses.asdict`` of items) in one transaction; returns how many."""
+    def save(self, records: Iterable[Mapping[str, Any]]) -> SaveResult:
+        """Write article records (``dataclasses.asdict`` of items) in one transaction.
+
+        An article seen for the first time, or whose title, body or captions changed, gets a new row in
+        ``article_versions``; an unchanged one only has its ``last_seen`` and non-text fields refreshed.
+        """
         records = list(records)
+        result = SaveResult()
         try:
             with self.transaction() as cursor:
                 for record in records:
-                    self._save_one(cursor, record)
+                    kind = self._save_one(cursor, record)
+                    setattr(result, kind, getattr(result, kind) + 1)
         except StorageError:
             raise
         except Exception as exc:
             raise StorageError(f"{type(exc).__name__}: {exc}") from exc
-        return len(records)
+        return result
 
-    def _save_one(self, cursor: Any, record: Mapping[str, Any]) -> None:
+    def _save_one(self, cursor: Any, record: Mapping[str, Any]) -> str:
         key = article_url(record)
         seen = record.get("fetched_at") or utc_now()
+        digest = content_hash(record)
+        cursor.execute(self.sql("SELECT content_hash FROM articles WHERE article_url = ?"), (key,))
+        before = cursor.fetchone()
+        kind = "new" if before is None else "unchanged" if before[0] == digest else "changed"
         row = {
             **{name: record.get(name) for name in ARTICLE_COLUMNS},
             "article_url": key,
             "ai_reported": bool(record.get("ai_reported")),
             "authors": json.dumps(list(record.get("authors") or []), ensure_ascii=False),
-            "content_hash": content_hash(record),
+            "content_hash": digest,
             "first_seen": seen,
             "last_seen": seen,
         }
         cursor.execute(self.sql(UPSERT_ARTICLE), [row[name] for name in ARTICLE_COLUMNS])
         cursor.execute(self.sql("SELECT id FROM articles WHERE article_url = ?"), (key,))
         article_id = cursor.fetchone()[0]
+        if kind != "unchanged":
+            cursor.execute(self.sql("SELECT MAX(version) FROM article_versions WHERE article_id = ?"), (article_id,))
+            version = (cursor.fetchone()[0] or 0) + 1
+            cursor.execute(self.sql(INSERT_VERSION), (
+                article_id, version, digest, record["title"], record["body"],
+                json.dumps(captions(record), ensure_ascii=False), record.get("fetched_at"), utc_now(),
+            ))
+        # The page this came from is now safe to ask for conditionally (see FetchState.stored_at).
+        cursor.execute(self.sql("UPDATE fetch_state SET stored_at = ? WHERE url = ?"), (utc_now(), record.get("url")))
         for table, (item_field, columns) in CHILD_ROWS.items():
             # Replacing the children keeps them exactly as on the latest visit, in page order.
             cursor.execute(self.sql(f"DELETE FROM {table} WHERE article_id = ?"), (article_id,))
@@ -204,6 +363,72 @@ class Storage:
                 (article_id, position, *(bool(entry.get(c)) if c in BOOLEAN_COLUMNS else entry.get(c) for c in columns))
                 for position, entry in enumerate(entries)
             ])
+        return kind
+
+    def versions(self, url: str) -> list[ArticleVersion]:
+        """Every stored version of the article with this canonical (or fetched) URL, oldest first."""
+        with self.transaction() as cursor:
+            cursor.execute(self.sql(
+                "SELECT v.version, v.content_hash, v.title, v.body, v.captions, v.fetched_at, v.stored_at "
+                "FROM article_versions AS v JOIN articles AS a ON a.id = v.article_id "
+                "WHERE a.article_url = ? ORDER BY v.version"), (url,))
+            return [ArticleVersion(version, digest, title, body, json.loads(caps), fetched_at, stored_at)
+                    for version, digest, title, body, caps, fetched_at, stored_at in cursor.fetchall()]
+
+    def fetch_state(self, url: str) -> FetchState | None:
+        with self.transaction() as cursor:
+            cursor.execute(self.sql(
+                "SELECT url, etag, last_modified, body_hash, fetched_at, checked_at, stored_at "
+                "FROM fetch_state WHERE url = ?"), (url,))
+            row = cursor.fetchone()
+        return FetchState(*row) if row else None
+
+    def record_fetch(self, url: str, etag: str | None, last_modified: str | None, body_hash: str) -> None:
+        """A full response: its validators replace the old ones, and it counts as stored only once its article is."""
+        now = utc_now()
+        with self.transaction() as cursor:
+            cursor.execute(self.sql(
+                "INSERT INTO fetch_state (url, etag, last_modified, body_hash, fetched_at, checked_at, stored_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, "
+                "last_modified = excluded.last_modified, fetched_at = excluded.fetched_at, "
+                "checked_at = excluded.checked_at, "
+                # The same bytes as last time keep their stored mark: nothing new needs storing.
+                "stored_at = CASE WHEN fetch_state.body_hash = excluded.body_hash THEN fetch_state.stored_at END, "
+                "body_hash = excluded.body_hash"), (url, etag, last_modified, body_hash, now, now))
+
+    def record_not_modified(self, url: str) -> None:
+        with self.transaction() as cursor:
+            cursor.execute(self.sql("UPDATE fetch_state SET checked_at = ? WHERE url = ?"), (utc_now(), url))
+
+    def start_run(self, crawl: str, spider: str, pid: int | None = None) -> int:
+        with self.transaction() as cursor:
+            # RETURNING: PostgreSQL and SQLite >= 3.35 both have it.
+            cursor.execute(self.sql(
+                "INSERT INTO runs (crawl, spider, started_at, status, pid) VALUES (?, ?, ?, ?, ?) RETURNING id"),
+                (crawl, spider, utc_now(), "running", pid))
+            return cursor.fetchone()[0]
+
+    def finish_run(self, run_id: int, status: str, counts: Mapping[str, int]) -> None:
+        values = [int(counts.get(name, 0)) for name in RUN_COUNTS]
+        with self.transaction() as cursor:
+            cursor.execute(self.sql(
+                f"UPDATE runs SET finished_at = ?, status = ?, {', '.join(f'{n} = ?' for n in RUN_COUNTS)} WHERE id = ?"),
+                (utc_now(), status, *values, run_id))
+
+    def abandon_runs(self, crawl: str) -> int:
+        """Mark runs of ``crawl`` still "running" as "died"; call only while holding the crawl's lock."""
+        with self.transaction() as cursor:
+            cursor.execute(self.sql("UPDATE runs SET status = 'died' WHERE crawl = ? AND finished_at IS NULL"), (crawl,))
+            return cursor.rowcount
+
+    def runs(self, limit: int = 20, crawl: str | None = None) -> list[Run]:
+        """The most recent runs first, of one crawl or of all."""
+        columns = "id, crawl, spider, started_at, finished_at, status, " + ", ".join(RUN_COUNTS) + ", pid"
+        where, params = ("WHERE crawl = ? ", (crawl,)) if crawl else ("", ())
+        with self.transaction() as cursor:
+            cursor.execute(self.sql(f"SELECT {columns} FROM runs {where}ORDER BY started_at DESC, id DESC LIMIT ?"),
+                           (*params, limit))
+            return [Run(*row) for row in cursor.fetchall()]
 
     def summary(self) -> StoredSummary:
         with self.transaction() as cursor:
@@ -252,22 +477,75 @@ class SQLiteStorage(Storage):
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
-        cursor = self.connection.cursor()
-        # IMMEDIATE takes the write lock up front, so two crawls writing one file wait instead of failing mid-batch.
-        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = self.connection.cursor()
+            # IMMEDIATE takes the write lock up front, so two crawls writing one file wait instead of failing mid-batch.
+            cursor.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{type(exc).__name__}: {exc}") from exc
         try:
             yield cursor
-        except BaseException:
-            self.connection.rollback()
-            raise
-        else:
             cursor.execute("COMMIT")
+        except BaseException as exc:
+            self.connection.rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"{type(exc).__name__}: {exc}") from exc
+            raise
         finally:
             cursor.close()
 
 
-#: URL scheme -> backend. A PostgreSQL backend registers "postgresql" here (see README, "Storage").
-BACKENDS: dict[str, type[Storage]] = {"sqlite": SQLiteStorage}
+class PostgreSQLStorage(Storage):
+    """``postgresql://user:password@host:port/dbname`` (libpq URI: ``?options=-csearch_path%3Dschema`` works too)."""
+
+    scheme = "postgresql"
+    placeholder = "%s"
+    column_types = {"id": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "ref": "BIGINT"}
+    #: pg_advisory_xact_lock key: "newscrawl schema" (any constant unlikely to be used by another application).
+    SCHEMA_LOCK = 0x6E657773
+
+    @classmethod
+    def connect(cls, url: str) -> PostgreSQLStorage:
+        import psycopg  # only PostgreSQL users need the driver loaded
+
+        try:
+            # Autocommit outside transaction(): no transaction is left open between batches.
+            connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot connect to {redact(url)}: {exc}") from exc
+        return cls(connection, url)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        import psycopg
+
+        try:
+            with self.connection.transaction(), self.connection.cursor() as cursor:
+                yield cursor
+        except psycopg.Error as exc:
+            # A lost connection lands here too; the caller reopens storage to go on.
+            raise StorageError(f"{type(exc).__name__}: {exc}") from exc
+
+    def lock_schema(self, cursor: Any) -> None:
+        # Two crawls starting together would otherwise both create the tables; the second waits, then sees them.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self.SCHEMA_LOCK,))
+
+    def close(self) -> None:
+        if not self.connection.closed:
+            self.connection.close()
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for log lines."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+#: URL scheme -> backend.
+BACKENDS: dict[str, type[Storage]] = {"sqlite": SQLiteStorage, "postgresql": PostgreSQLStorage, "postgres": PostgreSQLStorage}
 
 
 def open_storage(url: str) -> Storage:
@@ -281,5 +559,5 @@ def open_storage(url: str) -> Storage:
         storage.migrate()
     except Exception as exc:
         storage.close()
-        raise StorageError(f"cannot prepare the schema of {url}: {exc}") from exc
+        raise StorageError(f"cannot prepare the schema of {redact(url)}: {exc}") from exc
     return storage

@@ -1,0 +1,89 @@
+"""The storage contract of tests/test_storage.py on a real PostgreSQL (NEWSCRAWL_TEST_POSTGRES_URL; .ci/run starts one)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pytest
+
+from newscrawl.storage import SCHEMA_VERSION, PostgreSQLStorage, Storage, StorageError, open_storage
+
+from .test_storage import StorageContract, record, rows
+
+SERVER_URL = os.environ.get("NEWSCRAWL_TEST_POSTGRES_URL", "")
+
+pytestmark = pytest.mark.skipif(
+    not SERVER_URL, reason="NEWSCRAWL_TEST_POSTGRES_URL is not set (`.ci/postgres start` prints it; .ci/run sets it)")
+
+
+def schema_url(schema: str) -> str:
+    """The server URL with every connection's search_path set to one schema: each test gets its own empty database."""
+    separator = "&" if "?" in SERVER_URL else "?"
+    return f"{SERVER_URL}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    import psycopg
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(SERVER_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    yield schema
+    with psycopg.connect(SERVER_URL, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+class TestPostgreSQLStorage(StorageContract):
+    @pytest.fixture
+    def url(self, pg_schema: str) -> str:
+        return schema_url(pg_schema)
+
+    def test_the_backend_is_postgresql_with_real_booleans(self, storage: Storage) -> None:
+        assert isinstance(storage, PostgreSQLStorage)
+        storage.save([record()])
+        assert rows(storage, "SELECT ai_generated FROM images ORDER BY position") == [(True,), (False,)]
+        assert rows(storage, "SELECT data_type FROM information_schema.columns "
+                             "WHERE table_name = 'articles' AND column_name = 'id' AND table_schema = current_schema()") == [
+            ("bigint",)]
+
+    def test_a_lost_connection_is_a_storage_error_and_a_new_connection_works(self, storage: Storage, url: str) -> None:
+        import psycopg
+
+        # What the crawl sees when the server restarts: its session is gone.
+        with psycopg.connect(SERVER_URL, autocommit=True) as admin:
+            pid = storage.connection.info.backend_pid
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StorageError):
+            storage.save([record()])
+        again = open_storage(url)
+        try:
+            assert again.save([record()]).new == 1
+        finally:
+            again.close()
+
+    def test_four_sessions_opening_a_new_database_together_all_find_one_schema(self, url: str) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def open_and_count(_: int) -> int:
+            storage = open_storage(url)
+            try:
+                return storage.schema_version()
+            finally:
+                storage.close()
+
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(open_and_count, range(4))) == [SCHEMA_VERSION] * 4
+        storage = open_storage(url)
+        try:
+            assert rows(storage, "SELECT COUNT(*) FROM schema_version") == [(SCHEMA_VERSION,)]
+        finally:
+            storage.close()
+
+
+def test_an_unreachable_server_is_a_storage_error() -> None:
+    with pytest.raises(StorageError, match="cannot connect"):
+        open_storage("postgresql://newscrawl:pw@127.0.0.1:1/nothing")
