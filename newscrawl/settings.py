@@ -35,9 +35,26 @@ FEED_EXPORT_ENCODING = "utf-8"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 DOWNLOADER_MIDDLEWARES = {
+    # After OffsiteMiddleware (50) and RobotsTxtMiddleware (100): only requests that would really go out count.
+    "newscrawl.downloadermiddlewares.domaincap.DomainCapMiddleware": 120,
     # Next to the download handler, like HttpCacheMiddleware (900): a replayed page skips only the network.
     "newscrawl.middlewares.ReplayMiddleware": 950,
 }
+SPIDER_MIDDLEWARES = {
+    # Beside DepthMiddleware (900): links are judged as the spider yields them, before they reach the scheduler.
+    "newscrawl.spidermiddlewares.traps.TrapMiddleware": 850,
+}
+
+# One fetch per page: the dupefilter (and anything keyed on fingerprints) sees the URL without fragment, tracking
+# parameters (utm_*, fbclid, gclid, mc_cid, ref, ...) or host case, so /a?utm_source=x#top and /a are one request.
+REQUEST_FINGERPRINTER_CLASS = "newscrawl.urls.CanonicalRequestFingerprinter"
+# Bounds of every crawl besides -a depth= and -a max_pages= (CLOSESPIDER_PAGECOUNT): pages per host, 0 = no cap.
+NEWSCRAWL_MAX_PAGES_PER_DOMAIN = 5000
+# URL spaces that grow forever: a dated page may lead to this many more of the same template (calendars), and a
+# path word may occur this many times; session ids in paths or queries are always refused.
+NEWSCRAWL_TRAPS_ENABLED = True
+NEWSCRAWL_TRAPS_CALENDAR_MAX_STEPS = 2
+NEWSCRAWL_TRAPS_MAX_SEGMENT_REPEATS = 2
 
 ITEM_PIPELINES = {
     "newscrawl.pipelines.SeparatePipeline": 100,

@@ -1,24 +1,35 @@
-"""The article spider: fetches the given pages, yields one item per article and follows related-article links."""
+"""The article spider: starts from pages, sitemaps or feeds, yields one item per article and follows related articles."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
 
 import scrapy
-from scrapy.http import HtmlResponse, Response
-from w3lib.url import url_query_cleaner
+from scrapy.http import HtmlResponse, Response, XmlResponse
+from scrapy.utils.gz import gunzip, gzip_magic_number
+from twisted.python.failure import Failure
 
+from newscrawl.discovery import feed_links, is_robots_or_root, read_sitemap, robots_sitemaps
 from newscrawl.items import Article
 from newscrawl.loaders import load_article
 from newscrawl.page.article import read_article
+from newscrawl.urls import WEB_SCHEMES, clean_url, url_key
 
-#: Query parameters that only say where a click came from; dropping them keeps one URL per article.
-TRACKING_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "fbclid", "gclid")
-WEB_SCHEMES = ("http", "https")
+if TYPE_CHECKING:
+    from typing import Self
+
+    from scrapy.crawler import Crawler
+
+#: Meta key: Scrapy's ``depth`` of the page a chain of related links started from (0, or past discovery documents).
+DEPTH_BASE = "newscrawl_depth_base"
+#: Reasons a link is not followed, as in the stats ``newscrawl/links/refused/<reason>``.
+REFUSAL_REASONS = ("offsite", "robots", "trap", "depth", "cap")
+#: Scrapy's own stats for two of them, mirrored under the newscrawl names at the end of the crawl.
+SCRAPY_REFUSAL_STATS = {"offsite": "offsite/filtered", "robots": "robotstxt/forbidden"}
 
 
 def parse_depth(value: Any) -> int:
@@ -29,6 +40,19 @@ def parse_depth(value: Any) -> int:
     if depth < 0:
         raise ValueError(f"depth must be 0 or more, got {depth}")
     return depth
+
+
+def parse_max_pages(value: Any) -> int | None:
+    """``max_pages`` as a positive number, or None when not given."""
+    if value is None or value == "":
+        return None
+    try:
+        pages = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"max_pages must be a whole number of pages, got {value!r}") from None
+    if pages < 1:
+        raise ValueError(f"max_pages must be 1 or more, got {pages}")
+    return pages
 
 
 def start_url(value: str) -> str:
@@ -48,34 +72,68 @@ def read_url_list(path: str | Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def followable(url: str) -> str | None:
-    """The URL to request for a link found in a page: http(s) only, without fragment or tracking parameters."""
-    if urlsplit(url).scheme.lower() not in WEB_SCHEMES:
-        return None
-    return url_query_cleaner(url, TRACKING_PARAMS, remove=True, keep_fragments=False)
+def split_list(value: str | Iterable[str] | None) -> list[str]:
+    """A comma-separated argument (``a.com,b.com``) or a list, stripped, empties dropped."""
+    if value is None:
+        return []
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    return [part.strip() for part in parts if part.strip()]
 
 
 class ArticleSpider(scrapy.Spider):
-    """``-a url=URL`` and/or ``-a urls=FILE`` (one URL per line); ``-a depth=N`` hops of related links (default 1)."""
+    """Start with ``-a url=URL``, ``-a urls=FILE``, ``-a sitemap=URL`` (a sitemap, robots.txt or site root) and/or
+    ``-a feed=URL`` (RSS/Atom); ``-a depth=N`` hops of related links (default 1), ``-a max_pages=N`` for the crawl,
+    ``-a allowed_domains=a.com,b.com`` to replace the domains taken from the start URLs.
+    """
 
     name = "article"
 
-    def __init__(self, url: str | None = None, urls: str | None = None, depth: int | str = 1, *args: Any, **kwargs: Any):
+    def __init__(self, url: str | None = None, urls: str | None = None, sitemap: str | None = None,
+                 feed: str | None = None, depth: int | str = 1, max_pages: int | str | None = None,
+                 allowed_domains: str | list[str] | None = None, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         given = ([url] if url else []) + (read_url_list(urls) if urls else [])
-        if not given:
-            raise ValueError("give a start page: -a url=https://... or -a urls=list.txt (one URL per line)")
-        self.start_urls = [start_url(value) for value in given]
+        self.page_urls = [start_url(value) for value in given]
+        self.sitemap_urls = [start_url(value) for value in split_list(sitemap)]
+        self.feed_urls = [start_url(value) for value in split_list(feed)]
+        # Every URL the user gave: components that trust the user's start origins (the SSRF guard) read this.
+        self.start_urls = self.page_urls + self.sitemap_urls + self.feed_urls
+        if not self.start_urls:
+            raise ValueError("give a start: -a url=https://... , -a urls=list.txt (one URL per line), "
+                             "-a sitemap=https://.../sitemap.xml or -a feed=https://.../rss.xml")
         self.depth = parse_depth(depth)
+        self.max_pages = parse_max_pages(max_pages)
         # file:// start URLs have no host: a domain derived from them would filter out every http(s) link.
         hosts = {urlsplit(u).hostname for u in self.start_urls if urlsplit(u).scheme.lower() in WEB_SCHEMES}
-        self.allowed_domains = sorted(host for host in hosts if host)
+        domains = split_list(allowed_domains) if allowed_domains else sorted(host for host in hosts if host)
+        self.allowed_domains = [domain.lower() for domain in domains]
+        # Page keys (newscrawl.urls.url_key) already requested, or known as the canonical URL of a fetched page:
+        # the dupefilter cannot know that a link points at an article already fetched under another URL.
+        self.known: set[str] = set()
+        self.stored: set[str] = set()  # canonical keys of the articles yielded in this crawl
+        self.refused_by_depth: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        if spider.max_pages is not None:
+            # Scrapy's CloseSpider extension enforces it; the crawler freezes its settings only after this method.
+            crawler.settings.set("CLOSESPIDER_PAGECOUNT", spider.max_pages, priority="spider")
+        return spider
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
-        for url in self.start_urls:
+        for url in self.page_urls:
+            self.known.add(url_key(url))
             # A file:// start page is the user's explicit choice; the offsite filter knows only web hosts.
             meta = {"allow_offsite": True} if url.lower().startswith("file:") else {}
             yield scrapy.Request(url, callback=self.parse, meta=meta)
+        for url in self.sitemap_urls:
+            if is_robots_or_root(url):
+                yield scrapy.Request(urljoin(url, "/robots.txt"), callback=self.parse_robots, errback=self.discovery_failed)
+            else:
+                yield scrapy.Request(url, callback=self.parse_sitemap, errback=self.discovery_failed)
+        for url in self.feed_urls:
+            yield scrapy.Request(url, callback=self.parse_feed, errback=self.discovery_failed)
 
     def parse(self, response: Response) -> Iterator[Article | scrapy.Request]:
         stats = self.crawler.stats
@@ -84,6 +142,7 @@ class ArticleSpider(scrapy.Spider):
             self.logger.info("Skipped %s: not an HTML page (%s)", response.url, type(response).__name__)
             return
         reading = read_article(response.selector, response.url)
+        self.known.add(url_key(response.url))
         if not reading.is_article:
             reason = reading.not_article_reason or "unknown"
             stats.inc_value("newscrawl/pages/not_article")
@@ -91,11 +150,101 @@ class ArticleSpider(scrapy.Spider):
             self.logger.info("Not an article (%s): %s", reason, response.url)
         else:
             stats.inc_value("newscrawl/pages/article")
-            yield load_article(reading, fetched_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        if response.meta.get("depth", 0) >= self.depth:
-            return
-        links = [related.url for related in reading.related] + list(reading.article_links)
+            canonical = url_key(reading.canonical_url or response.url)
+            self.known.add(canonical)
+            if canonical in self.stored:
+                # Storage would only overwrite the row; a second item would count one article twice in the feed.
+                stats.inc_value("newscrawl/duplicates/canonical")
+                self.logger.debug("Skipped %s: same article as %s, already stored", response.url, reading.canonical_url)
+            else:
+                self.stored.add(canonical)
+                yield load_article(reading, fetched_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        yield from self.follow(response, [related.url for related in reading.related] + list(reading.article_links))
+
+    def follow(self, response: Response, links: list[str]) -> Iterator[scrapy.Request]:
+        """Requests for the links not yet known, while the page is fewer than ``depth`` hops from where it started."""
+        stats = self.crawler.stats
+        base = response.meta.get(DEPTH_BASE, 0)
+        hops = response.meta.get("depth", 0) - base
         for link in dict.fromkeys(links):
-            url = followable(response.urljoin(link))
-            if url is not None:
-                yield response.follow(url, callback=self.parse)
+            url = clean_url(response.urljoin(link))
+            if url is None:
+                continue
+            key = url_key(url)
+            if key in self.known:
+                stats.inc_value("newscrawl/duplicates/links")
+                continue
+            if hops >= self.depth:
+                if key not in self.refused_by_depth:
+                    self.refused_by_depth.add(key)
+                    stats.inc_value("newscrawl/links/refused/depth")
+                continue
+            self.known.add(key)
+            yield response.follow(url, callback=self.parse, meta={DEPTH_BASE: base})
+
+    def discovered(self, response: Response, urls: list[str], source: str) -> Iterator[scrapy.Request]:
+        """Article requests for URLs a sitemap or feed lists: each starts a chain of related links at hop 0."""
+        stats = self.crawler.stats
+        stats.inc_value(f"newscrawl/discovery/{source}/urls", len(urls))
+        # Scrapy's depth counts robots.txt -> sitemap index -> sitemap too; hops count from the article itself.
+        base = response.meta.get("depth", 0) + 1
+        for link in urls:
+            url = clean_url(response.urljoin(link))
+            if url is None or url_key(url) in self.known:
+                continue
+            self.known.add(url_key(url))
+            yield scrapy.Request(url, callback=self.parse, meta={DEPTH_BASE: base})
+
+    def parse_robots(self, response: Response) -> Iterator[scrapy.Request]:
+        sitemaps = robots_sitemaps(response.body, response.url)
+        if not sitemaps:
+            self.crawler.stats.inc_value("newscrawl/discovery/failed")
+            self.logger.warning("No Sitemap: line in %s; give the sitemap URL itself with -a sitemap=", response.url)
+        for url in sitemaps:
+            yield scrapy.Request(url, callback=self.parse_sitemap, errback=self.discovery_failed)
+
+    def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
+        body = self.sitemap_body(response)
+        links = read_sitemap(body) if body else None
+        if links is None or not (links.sitemaps or links.pages):
+            self.crawler.stats.inc_value("newscrawl/discovery/failed")
+            self.logger.warning("Not a sitemap, or an empty one: %s", response.url)
+            return
+        for url in links.sitemaps:
+            yield scrapy.Request(response.urljoin(url), callback=self.parse_sitemap, errback=self.discovery_failed)
+        yield from self.discovered(response, links.pages, "sitemap")
+
+    def sitemap_body(self, response: Response) -> bytes | None:
+        """The XML of a sitemap response, gunzipped (within DOWNLOAD_MAXSIZE) for .xml.gz files."""
+        if isinstance(response, XmlResponse) or not gzip_magic_number(response):
+            return response.body
+        try:
+            return gunzip(response.body, max_size=response.meta.get("download_maxsize", self.settings.getint("DOWNLOAD_MAXSIZE")))
+        except ValueError as exc:  # corrupt, or larger than the size limit once decompressed
+            self.logger.warning("Cannot decompress sitemap %s: %s", response.url, exc)
+            return None
+
+    def parse_feed(self, response: Response) -> Iterator[scrapy.Request]:
+        links = feed_links(response.body, response.url)
+        if not links:
+            self.crawler.stats.inc_value("newscrawl/discovery/failed")
+            self.logger.warning("Not an RSS/Atom feed, or an empty one: %s", response.url)
+        yield from self.discovered(response, links, "feed")
+
+    def discovery_failed(self, failure: Failure) -> None:
+        self.crawler.stats.inc_value("newscrawl/discovery/failed")
+        request = getattr(failure, "request", None)
+        self.logger.warning("Could not read discovery document %s: %s", getattr(request, "url", "?"), failure.value)
+
+    def closed(self, reason: str) -> None:
+        """One line a user can read: what was fetched, stored and skipped, and why links were refused."""
+        stats = self.crawler.stats
+        for ours, scrapys in SCRAPY_REFUSAL_STATS.items():
+            stats.set_value(f"newscrawl/links/refused/{ours}", stats.get_value(scrapys, 0))
+        refused = ", ".join(f"{r} {stats.get_value(f'newscrawl/links/refused/{r}', 0)}" for r in REFUSAL_REASONS)
+        self.logger.info(
+            "Crawl finished (%s): %d pages fetched, %d articles yielded, %d stored, %d duplicate articles skipped, "
+            "%d duplicate links not refetched; links refused: %s",
+            reason, stats.get_value("response_received_count", 0), stats.get_value("item_scraped_count", 0),
+            stats.get_value("newscrawl/storage/stored", 0), stats.get_value("newscrawl/duplicates/canonical", 0),
+            stats.get_value("newscrawl/duplicates/links", 0), refused)

@@ -1,0 +1,1 @@
+"""Spider middlewares of newscrawl: policies applied to the requests a spider yields."""
