@@ -42,6 +42,8 @@ COMMON_SETTINGS = {
     "ROBOTSTXT_OBEY": "True",
     "LOG_LEVEL": "INFO",
     "CLOSESPIDER_TIMEOUT": "3600",
+    # The whole generated site is the crawl being measured: no per-host page cap (newscrawl's default is 5,000).
+    "NEWSCRAWL_MAX_PAGES_PER_DOMAIN": "0",
 }
 
 
