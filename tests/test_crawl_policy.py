@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 from pathlib import Path
 
 import pytest
 from scrapy import Request
 from scrapy.exceptions import IgnoreRequest, NotConfigured
-from scrapy.http import HtmlResponse, TextResponse
+from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.utils.test import get_crawler
 
 from newscrawl.discovery import feed_links, is_robots_or_root, read_sitemap, robots_sitemaps
@@ -292,3 +293,14 @@ def test_an_article_under_a_second_url_is_yielded_once() -> None:
     first, again = parse(page.url), parse(page.url + "?amp=1")
     assert [type(x) for x in first] == [Article] and again == []
     assert spider.crawler.stats.get_value("newscrawl/duplicates/canonical") == 1
+
+
+def test_gzipped_sitemaps_are_read_within_the_size_limit() -> None:
+    xml = (WWW / "sitemap-news.xml").read_bytes().replace(b"{{ORIGIN}}", b"http://h")
+    packed = gzip.compress(xml)
+    spider = make_spider(sitemap="http://h/sitemap-news.xml.gz", depth=0)
+    response = Response("http://h/sitemap-news.xml.gz", body=packed, request=Request("http://h/sitemap-news.xml.gz"))
+    assert len(list(spider.parse_sitemap(response))) == 20
+
+    small = Response("http://h/s.xml.gz", body=packed, request=Request("http://h/s.xml.gz", meta={"download_maxsize": 100}))
+    assert list(make_spider(sitemap="http://h/s.xml.gz").parse_sitemap(small)) == []

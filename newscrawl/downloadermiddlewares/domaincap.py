@@ -53,5 +53,6 @@ class DomainCapMiddleware:
         self.stats.inc_value("newscrawl/links/refused/cap")
         if host not in self.capped:
             self.capped.add(host)
-            logger.info("Reached NEWSCRAWL_MAX_PAGES_PER_DOMAIN=%d for %s; further pages of it are refused", self.cap, host)
+            logger.info("Reached NEWSCRAWL_MAX_PAGES_PER_DOMAIN=%d for %s; further pages of it are refused",
+                        self.cap, host)
         raise IgnoreRequest(f"Page cap of {self.cap} reached for {host}")

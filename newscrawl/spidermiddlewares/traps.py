@@ -57,7 +57,8 @@ def date_template(url: str) -> str | None:
         index += 1
     query: list[str] = []
     for name, value in sorted(parse_qsl(parts.query, keep_blank_values=True)):
-        if YEAR.match(value) or ISO_DATE.match(value) or (MONTH_OR_DAY.match(value) and name.lower() in ("month", "day", "m", "d")):
+        month_or_day = MONTH_OR_DAY.match(value) and name.lower() in ("month", "day", "m", "d")
+        if YEAR.match(value) or ISO_DATE.match(value) or month_or_day:
             query.append(f"{name}={{date}}")
             dated = True
         else:
@@ -135,5 +136,6 @@ class TrapMiddleware(BaseSpiderMiddleware):
         stats.inc_value(f"newscrawl/links/refused/trap/{kind}")
         level = logging.DEBUG if kind in self.logged_kinds else logging.INFO
         self.logged_kinds.add(kind)
-        logger.log(level, "Refused a link into a crawler trap (%s): %s (linked from %s)", kind, request.url, response.url)
+        logger.log(level, "Refused a link into a crawler trap (%s): %s (linked from %s)",
+                   kind, request.url, response.url)
         return None

@@ -1,4 +1,4 @@
-"""The article spider: starts from pages, sitemaps or feeds, yields one item per article and follows related articles."""
+"""The article spider: starts from pages, sitemaps or feeds, yields one item per article, follows related articles."""
 
 from __future__ import annotations
 
@@ -129,7 +129,8 @@ class ArticleSpider(scrapy.Spider):
             yield scrapy.Request(url, callback=self.parse, meta=meta)
         for url in self.sitemap_urls:
             if is_robots_or_root(url):
-                yield scrapy.Request(urljoin(url, "/robots.txt"), callback=self.parse_robots, errback=self.discovery_failed)
+                robots = urljoin(url, "/robots.txt")
+                yield scrapy.Request(robots, callback=self.parse_robots, errback=self.discovery_failed)
             else:
                 yield scrapy.Request(url, callback=self.parse_sitemap, errback=self.discovery_failed)
         for url in self.feed_urls:
@@ -219,7 +220,8 @@ class ArticleSpider(scrapy.Spider):
         if isinstance(response, XmlResponse) or not gzip_magic_number(response):
             return response.body
         try:
-            return gunzip(response.body, max_size=response.meta.get("download_maxsize", self.settings.getint("DOWNLOAD_MAXSIZE")))
+            max_size = response.meta.get("download_maxsize", self.settings.getint("DOWNLOAD_MAXSIZE"))
+            return gunzip(response.body, max_size=max_size)
         except ValueError as exc:  # corrupt, or larger than the size limit once decompressed
             self.logger.warning("Cannot decompress sitemap %s: %s", response.url, exc)
             return None
