@@ -62,7 +62,8 @@ ITEM_PIPELINES = {
     "newscrawl.pipelines.StoragePipeline": 800,
 }
 
-# Where items are stored (sqlite:///relative/path or sqlite:////absolute/path); empty switches storage off.
+# Where items are stored: sqlite:///relative/path, sqlite:////absolute/path or postgresql://user:pw@host/db;
+# empty switches storage off (and with it incremental crawling and the runs table).
 NEWSCRAWL_DATABASE_URL = "sqlite:///data/newscrawl.sqlite3"
 # Items written per transaction.
 NEWSCRAWL_STORAGE_BATCH_SIZE = 50
@@ -107,3 +108,20 @@ LOG_FORMATTER = "newscrawl.logformatter.NewscrawlLogFormatter"
 NEWSCRAWL_HEALTH_MAX_ERROR_RATIO = 0.25
 NEWSCRAWL_HEALTH_MAX_EMPTY_RATIO = 0.8
 NEWSCRAWL_HEALTH_MIN_ITEMS = 1
+
+# --- incremental and scheduled crawls (issue 6) ---
+DOWNLOADER_MIDDLEWARES = {
+    **DOWNLOADER_MIDDLEWARES,
+    # Below RedirectMiddleware (600) and HttpCompressionMiddleware (590): sees final, decoded responses, so the
+    # fetch state is keyed by the URL the article was read from.
+    "newscrawl.downloadermiddlewares.incremental.ConditionalRequestMiddleware": 570,
+}
+EXTENSIONS = {**EXTENSIONS, "newscrawl.extensions.runs.RunRecorder": 400}
+# Conditional requests (If-None-Match / If-Modified-Since) for pages whose article is stored; start pages, feeds
+# and sitemaps are always fetched in full.
+NEWSCRAWL_INCREMENTAL = True
+# A stored page asked less than this many seconds ago is not asked again; 0: every run asks, conditionally.
+NEWSCRAWL_REVISIT_AFTER = 0
+# The name a run is recorded under in the runs table (`scrapy schedule` sets it per crawl); empty: the spider's name.
+NEWSCRAWL_CRAWL_NAME = ""
+NEWSCRAWL_RUNS_ENABLED = True

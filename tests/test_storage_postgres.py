@@ -2,45 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
-from urllib.parse import quote
 
 import pytest
 
 from newscrawl.storage import SCHEMA_VERSION, PostgreSQLStorage, Storage, StorageError, open_storage
 
+from tests.support.postgres import SERVER_URL, SKIP_REASON, fresh_schema
+
 from .test_storage import StorageContract, record, rows
 
-SERVER_URL = os.environ.get("NEWSCRAWL_TEST_POSTGRES_URL", "")
-
-pytestmark = pytest.mark.skipif(
-    not SERVER_URL, reason="NEWSCRAWL_TEST_POSTGRES_URL is not set (`.ci/postgres start` prints it; .ci/run sets it)")
-
-
-def schema_url(schema: str) -> str:
-    """The server URL with every connection's search_path set to one schema: each test gets its own empty database."""
-    separator = "&" if "?" in SERVER_URL else "?"
-    return f"{SERVER_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    import psycopg
-
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(SERVER_URL, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    yield schema
-    with psycopg.connect(SERVER_URL, autocommit=True) as admin:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+pytestmark = pytest.mark.skipif(not SERVER_URL, reason=SKIP_REASON)
 
 
 class TestPostgreSQLStorage(StorageContract):
     @pytest.fixture
-    def url(self, pg_schema: str) -> str:
-        return schema_url(pg_schema)
+    def url(self) -> Iterator[str]:
+        with fresh_schema() as url:
+            yield url
 
     def test_the_backend_is_postgresql_with_real_booleans(self, storage: Storage) -> None:
         assert isinstance(storage, PostgreSQLStorage)
