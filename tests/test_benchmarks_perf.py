@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -104,4 +105,15 @@ def test_memory_benchmark_prints_its_ratio():
 def test_storage_benchmark_prints_its_ratio():
     _skip_without_spider_and_storage()
     out = run_benchmark("storage.py", "--items", "60", "--batch", "25", "--rounds", "1")
-    assert re.search(rf"^RATIO storage: newscrawl/raw write time = {NUMBER}x", out, re.M), out
+    assert re.search(rf"^RATIO storage \(SQLite\): newscrawl/raw write time = {NUMBER}x", out, re.M), out
+
+
+def test_storage_benchmark_on_postgresql_prints_its_ratio():
+    _skip_without_spider_and_storage()
+    import os
+
+    url = os.environ.get("NEWSCRAWL_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("NEWSCRAWL_TEST_POSTGRES_URL is not set (.ci/run starts a PostgreSQL and sets it)")
+    out = run_benchmark("storage.py", "--items", "60", "--batch", "25", "--rounds", "1", "--database", url)
+    assert re.search(rf"^RATIO storage \(PostgreSQL\): newscrawl/raw write time = {NUMBER}x", out, re.M), out
