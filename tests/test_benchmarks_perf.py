@@ -110,8 +110,6 @@ def test_storage_benchmark_prints_its_ratio():
 
 def test_storage_benchmark_on_postgresql_prints_its_ratio():
     _skip_without_spider_and_storage()
-    import os
-
     url = os.environ.get("NEWSCRAWL_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("NEWSCRAWL_TEST_POSTGRES_URL is not set (.ci/run starts a PostgreSQL and sets it)")
