@@ -55,6 +55,7 @@ _CREDIT_TAIL = re.compile(
     r"|\|\s*(?:Getty Images|Reuters|AFP|AP|Bloomberg)[^|]{0,40})\s*\.?$",
     re.IGNORECASE,
 )
+_SHORTCODE = re.compile(r"^\[\w+[^\]]*\].*\[/\w+\]$|^\[/?\w+(?:\s[^\]]*)?\]$")
 _MARKUP = re.compile(r"<[a-zA-Z/][^>]*>|&lt;[a-zA-Z/]")
 _SENTENCE_END = re.compile(r"[.!?…]\s*$")
 
@@ -584,6 +585,8 @@ class ArticlePage:
             return "byline"
         if self.locales.prefix(text, "read_more") and block.link_chars:
             return "read_more"
+        if _SHORTCODE.match(text):
+            return "shortcode"  # an unrendered CMS shortcode: "[button link=...]Send us...[/button]"
         if self.locales.prefix(text, "credit_prefix") and len(text) < 120 and not _SENTENCE_END.search(text):
             return "caption"
         if block.link_density > 0.5 and (len(text) < 200 or block.link_density > 0.8):
