@@ -7,6 +7,7 @@ import re
 from lxml.html import HtmlElement
 
 _TOKEN_SPLIT = re.compile(r"[^a-z0-9]+")
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 # Class/id tokens that name page chrome in the markup of most sites (developers write English identifiers
 # whatever the UI locale). Matched per token, so "ad" hits "ad-slot" but not "header" or "shadow".
@@ -55,7 +56,8 @@ _IDENTIFIER_ATTRS = ("class", "id", "data-module", "data-component", "data-testi
 
 
 def identifier_tokens(element: HtmlElement) -> list[str]:
-    value = " ".join(element.get(attr) or "" for attr in _IDENTIFIER_ATTRS).lower()
+    value = " ".join(element.get(attr) or "" for attr in _IDENTIFIER_ATTRS)
+    value = _CAMEL_BOUNDARY.sub(" ", value).lower()  # "imageEmbedCaption" names a caption too
     return [token for token in _TOKEN_SPLIT.split(value) if token]
 
 
