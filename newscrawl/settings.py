@@ -58,6 +58,7 @@ NEWSCRAWL_TRAPS_MAX_SEGMENT_REPEATS = 2
 
 ITEM_PIPELINES = {
     "newscrawl.pipelines.SeparatePipeline": 100,
+    "newscrawl.templates.TemplatePipeline": 150,
     "newscrawl.pipelines.ValidatePipeline": 200,
     "newscrawl.pipelines.StoragePipeline": 800,
 }
@@ -125,3 +126,5 @@ NEWSCRAWL_REVISIT_AFTER = 0
 # The name a run is recorded under in the runs table (`scrapy schedule` sets it per crawl); empty: the spider's name.
 NEWSCRAWL_CRAWL_NAME = ""
 NEWSCRAWL_RUNS_ENABLED = True
+# `scrapy schedule` keeps one lock file per crawl here; the kernel frees a lock when its run ends, however it ends.
+NEWSCRAWL_LOCK_DIR = "data/locks"
