@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import logging
 from pathlib import Path
 
@@ -278,8 +279,8 @@ def test_discovered_urls_start_at_hop_zero_and_are_requested_once() -> None:
     sitemap = TextResponse("http://h/sitemap-1.xml", body=body, request=Request("http://h/sitemap-1.xml", meta={"depth": 2}))
     requests = list(spider.parse_sitemap(sitemap))
     assert [r.url for r in requests] == ["http://h/a", "http://h/b"]
-    # Scrapy will give them depth 3; hops of related links count from there.
-    assert {r.meta["newscrawl_depth_base"] for r in requests} == {3}
+    # Scrapy's depth (3 after robots.txt, index and sitemap) is not the distance: hops of related links start at 0.
+    assert {r.meta["newscrawl_hops"] for r in requests} == {0}
 
 
 def test_an_article_under_a_second_url_is_yielded_once() -> None:
@@ -304,3 +305,31 @@ def test_gzipped_sitemaps_are_read_within_the_size_limit() -> None:
 
     small = Response("http://h/s.xml.gz", body=packed, request=Request("http://h/s.xml.gz", meta={"download_maxsize": 100}))
     assert list(make_spider(sitemap="http://h/s.xml.gz").parse_sitemap(small)) == []
+
+
+def site_page(path: str, hops: int) -> HtmlResponse:
+    """A page of the test site as served from http://h, read at ``hops`` from its start."""
+    body = (WWW / f"{path.lstrip('/')}.html").read_bytes().replace(b"{{ORIGIN}}", b"http://h")
+    url = f"http://h{path}"
+    return HtmlResponse(url, body=body, encoding="utf-8", request=Request(url, meta={"newscrawl_hops": hops}))
+
+
+def test_a_page_found_closer_later_passes_the_distance_on_without_a_refetch() -> None:
+    manifest = json.loads((FIXTURE_SITE / "MANIFEST.json").read_text("utf-8"))
+    entry = manifest["entry"]
+    near = sorted(manifest["reachable_from_entry_by_depth"]["1"])[0]
+    spider = make_spider(url=f"http://h{entry}", depth=2)
+    start_requests(spider)
+    # The near page finished first, reached by a long way round: two hops, so its links were not followed.
+    spider.hops[url_key(f"http://h{near}")] = 2
+    far = [x for x in spider.parse(site_page(near, hops=2)) if isinstance(x, Request)]
+    assert far == []
+    # Then the start page links to it: one hop.  Its links are followed now, and it is not requested again.
+    out = [x for x in spider.parse(site_page(entry, hops=0)) if isinstance(x, Request)]
+    urls = {r.url for r in out}
+    assert f"http://h{near}" not in urls
+    # Its links (root-relative in the manifest) other than the start page and pages one hop away themselves.
+    near_links = {clean_url(f"http://h{link}") for link in manifest["related_graph"][near]}
+    near_links -= {f"http://h{p}" for p in [entry, *manifest["reachable_from_entry_by_depth"]["1"]]}
+    assert near_links and near_links <= urls
+    assert {r.meta["newscrawl_hops"] for r in out if r.url in near_links} == {2}

@@ -34,7 +34,7 @@ def collect_start(spider: ArticleSpider) -> list[Request]:
 
 def page_response(page: SavedPage, url: str | None = None, depth: int = 0) -> HtmlResponse:
     url = url or page.url
-    request = Request(url, meta={"depth": depth})
+    request = Request(url, meta={"newscrawl_hops": depth})
     return HtmlResponse(url, body=page.body, headers={"Content-Type": page.content_type}, request=request)
 
 

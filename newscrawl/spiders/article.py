@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler
 
-#: Meta key: Scrapy's ``depth`` of the page a chain of related links started from (0, or past discovery documents).
-DEPTH_BASE = "newscrawl_depth_base"
+#: Meta key: hops of related links from a start page or a sitemap/feed entry (both 0).  Not Scrapy's ``depth``,
+#: which also counts robots.txt -> sitemap index -> sitemap, and whose DEPTH_LIMIT = 0 means "no limit".
+HOPS = "newscrawl_hops"
 #: Reasons a link is not followed, as in the stats ``newscrawl/links/refused/<reason>``.
 REFUSAL_REASONS = ("offsite", "robots", "trap", "depth", "cap")
 #: Scrapy's own stats for two of them, mirrored under the newscrawl names at the end of the crawl.
@@ -107,9 +108,12 @@ class ArticleSpider(scrapy.Spider):
         hosts = {urlsplit(u).hostname for u in self.start_urls if urlsplit(u).scheme.lower() in WEB_SCHEMES}
         domains = split_list(allowed_domains) if allowed_domains else sorted(host for host in hosts if host)
         self.allowed_domains = [domain.lower() for domain in domains]
-        # Page keys (newscrawl.urls.url_key) already requested, or known as the canonical URL of a fetched page:
-        # the dupefilter cannot know that a link points at an article already fetched under another URL.
-        self.known: set[str] = set()
+        # Fewest hops known for each page key (newscrawl.urls.url_key) requested, or known as the canonical URL of a
+        # fetched page: the dupefilter cannot know that a link points at an article fetched under another URL.
+        self.hops: dict[str, int] = {}
+        # The followable links of each page read, so that a page found closer to the start later (pages finish in
+        # any order) passes the shorter distance on to its links without being fetched again.
+        self.links_of: dict[str, list[str]] = {}
         self.stored: set[str] = set()  # canonical keys of the articles yielded in this crawl
         self.refused_by_depth: set[str] = set()
 
@@ -123,9 +127,10 @@ class ArticleSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for url in self.page_urls:
-            self.known.add(url_key(url))
-            # A file:// start page is the user's explicit choice; the offsite filter knows only web hosts.
-            meta = {"allow_offsite": True} if url.lower().startswith("file:") else {}
+            self.hops[url_key(url)] = 0
+            meta: dict[str, Any] = {HOPS: 0}
+            if url.lower().startswith("file:"):
+                meta["allow_offsite"] = True  # the user's explicit choice; the offsite filter knows only web hosts
             yield scrapy.Request(url, callback=self.parse, meta=meta)
         for url in self.sitemap_urls:
             if is_robots_or_root(url):
@@ -143,7 +148,11 @@ class ArticleSpider(scrapy.Spider):
             self.logger.info("Skipped %s: not an HTML page (%s)", response.url, type(response).__name__)
             return
         reading = read_article(response.selector, response.url)
-        self.known.add(url_key(response.url))
+        # The URL the link pointed at, before any redirect: that is the key links to this page carry.
+        page = url_key(response.meta.get("redirect_urls", [response.url])[0])
+        hops = min(response.meta.get(HOPS, 0), self.hops.get(page, response.meta.get(HOPS, 0)))
+        self.hops[page] = hops
+        keys = [page]
         if not reading.is_article:
             reason = reading.not_article_reason or "unknown"
             stats.inc_value("newscrawl/pages/not_article")
@@ -152,7 +161,8 @@ class ArticleSpider(scrapy.Spider):
         else:
             stats.inc_value("newscrawl/pages/article")
             canonical = url_key(reading.canonical_url or response.url)
-            self.known.add(canonical)
+            self.hops[canonical] = min(hops, self.hops.get(canonical, hops))
+            keys.append(canonical)
             if canonical in self.stored:
                 # Storage would only overwrite the row; a second item would count one article twice in the feed.
                 stats.inc_value("newscrawl/duplicates/canonical")
@@ -160,41 +170,49 @@ class ArticleSpider(scrapy.Spider):
             else:
                 self.stored.add(canonical)
                 yield load_article(reading, fetched_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        yield from self.follow(response, [related.url for related in reading.related] + list(reading.article_links))
+        links = [related.url for related in reading.related] + list(reading.article_links)
+        urls = [url for url in dict.fromkeys(clean_url(response.urljoin(link)) for link in links) if url is not None]
+        for key in keys:
+            self.links_of[key] = urls
+        yield from self.follow(urls, hops)
 
-    def follow(self, response: Response, links: list[str]) -> Iterator[scrapy.Request]:
-        """Requests for the links not yet known, while the page is fewer than ``depth`` hops from where it started."""
+    def follow(self, urls: list[str], hops: int) -> Iterator[scrapy.Request]:
+        """Requests for the links of a page ``hops`` from its start: new ones, while fewer than ``depth`` hops.
+
+        A link to a page already known further away makes it closer; if that page was read already, its own
+        links are passed the shorter distance in turn, so no reachable article is lost to the order pages finish in.
+        """
         stats = self.crawler.stats
-        base = response.meta.get(DEPTH_BASE, 0)
-        hops = response.meta.get("depth", 0) - base
-        for link in dict.fromkeys(links):
-            url = clean_url(response.urljoin(link))
-            if url is None:
-                continue
+        for url in urls:
             key = url_key(url)
-            if key in self.known:
+            known = self.hops.get(key)
+            if known is not None and known <= hops + 1:
                 stats.inc_value("newscrawl/duplicates/links")
                 continue
-            if hops >= self.depth:
-                if key not in self.refused_by_depth:
-                    self.refused_by_depth.add(key)
-                    stats.inc_value("newscrawl/links/refused/depth")
+            if hops + 1 > self.depth:
+                self.refused_by_depth.add(key)
                 continue
-            self.known.add(key)
-            yield response.follow(url, callback=self.parse, meta={DEPTH_BASE: base})
+            self.hops[key] = hops + 1
+            if known is None:
+                yield scrapy.Request(url, callback=self.parse, meta={HOPS: hops + 1})
+            elif key in self.links_of:
+                yield from self.follow(self.links_of[key], hops + 1)
 
     def discovered(self, response: Response, urls: list[str], source: str) -> Iterator[scrapy.Request]:
         """Article requests for URLs a sitemap or feed lists: each starts a chain of related links at hop 0."""
         stats = self.crawler.stats
         stats.inc_value(f"newscrawl/discovery/{source}/urls", len(urls))
-        # Scrapy's depth counts robots.txt -> sitemap index -> sitemap too; hops count from the article itself.
-        base = response.meta.get("depth", 0) + 1
-        for link in urls:
-            url = clean_url(response.urljoin(link))
-            if url is None or url_key(url) in self.known:
+        cleaned = [url for url in dict.fromkeys(clean_url(response.urljoin(link)) for link in urls) if url is not None]
+        for url in cleaned:
+            key = url_key(url)
+            known = self.hops.get(key)
+            if known == 0:
                 continue
-            self.known.add(url_key(url))
-            yield scrapy.Request(url, callback=self.parse, meta={DEPTH_BASE: base})
+            self.hops[key] = 0
+            if known is None:
+                yield scrapy.Request(url, callback=self.parse, meta={HOPS: 0})
+            elif key in self.links_of:
+                yield from self.follow(self.links_of[key], 0)
 
     def parse_robots(self, response: Response) -> Iterator[scrapy.Request]:
         sitemaps = robots_sitemaps(response.body, response.url)
@@ -241,6 +259,8 @@ class ArticleSpider(scrapy.Spider):
     def closed(self, reason: str) -> None:
         """One line a user can read: what was fetched, stored and skipped, and why links were refused."""
         stats = self.crawler.stats
+        # A link refused for its distance may have been reached later by a shorter path: count only the others.
+        stats.set_value("newscrawl/links/refused/depth", len(self.refused_by_depth - self.hops.keys()))
         for ours, scrapys in SCRAPY_REFUSAL_STATS.items():
             stats.set_value(f"newscrawl/links/refused/{ours}", stats.get_value(scrapys, 0))
         refused = ", ".join(f"{r} {stats.get_value(f'newscrawl/links/refused/{r}', 0)}" for r in REFUSAL_REASONS)
