@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import uuid
+from contextlib import suppress
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,7 +182,9 @@ class StoragePipeline:
     """Writes items to ``NEWSCRAWL_DATABASE_URL`` in batches of ``NEWSCRAWL_STORAGE_BATCH_SIZE``, one transaction each.
 
     A batch that cannot be written goes to a JSONL file in ``NEWSCRAWL_SPOOL_DIR`` and is written the next
-    time storage opens on the same database: an item is never dropped for a database error.
+    time storage opens on the same database: an item is never dropped for a database error. When the spool cannot
+    be written either (disk full, read-only), the batch stays in memory and both are tried again at the next flush;
+    only items that neither took by the end of the crawl are lost, and then counted and logged.
     """
 
     def __init__(self, database_url: str, batch_size: int, spool_dir: Path, stats: StatsCollector):
@@ -193,6 +196,9 @@ class StoragePipeline:
         self.batch: list[dict[str, Any]] = []
         # Spool files name their database, so a batch is only ever replayed into the database it was meant for.
         self.spool_prefix = hashlib.sha256(database_url.encode("utf-8")).hexdigest()[:12]
+        # Kinds of failure ("storage", "spool") already reported at ERROR: an outage is told once, not once per batch,
+        # until a write succeeds again; the stats count every failure.
+        self.reported: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -211,6 +217,11 @@ class StoragePipeline:
 
     def close_spider(self) -> None:
         self.flush()
+        if self.batch:
+            self.stats.inc_value("newscrawl/storage/lost", len(self.batch))
+            logger.error("Lost %d items at the end of the crawl: neither storage %s nor the spool directory %s took them",
+                         len(self.batch), redact(self.database_url), self.spool_dir)
+            self.batch = []
         if self.storage is not None:
             self.storage.close()
             self.storage = None
@@ -231,14 +242,41 @@ class StoragePipeline:
         try:
             if self.storage is None:
                 raise StorageError("no database connection")
-            self._count(self.storage.save(batch))
+            result = self.storage.save(batch)
         except StorageError as exc:
             self.stats.inc_value("newscrawl/storage/errors")
-            path = self._spool(batch)
-            logger.error("Storage write of %d items to %s failed (%s); kept them in %s, written when the database "
-                         "is back", len(batch), redact(self.database_url), exc, path)
             # The connection may be dead (a restarted server): drop it, the next batch opens a new one.
             self._disconnect()
+            self._keep(batch, exc)
+            return
+        self._count(result)
+        self._recovered("storage")
+
+    def _keep(self, batch: list[dict[str, Any]], error: StorageError) -> None:
+        """Spool a batch the database refused; if the spool cannot be written either, hold it for the next flush."""
+        try:
+            path = self._spool(batch)
+        except OSError as exc:
+            self.stats.inc_value("newscrawl/storage/spool_errors")
+            self.batch = batch + self.batch
+            self._failed("spool", "Storage write of %d items to %s failed (%s) and so did spooling them to %s (%s); "
+                         "kept them in memory, tried again at the next flush", len(batch), redact(self.database_url),
+                         error, self.spool_dir, exc)
+            return
+        self._recovered("spool")
+        self._failed("storage", "Storage write of %d items to %s failed (%s); kept them in %s, written when the "
+                     "database is back", len(batch), redact(self.database_url), error, path)
+
+    def _failed(self, kind: str, message: str, *args: Any) -> None:
+        """Log a failure at ERROR the first time in a row, at DEBUG while it lasts."""
+        logger.log(logging.DEBUG if kind in self.reported else logging.ERROR, message, *args)
+        self.reported.add(kind)
+
+    def _recovered(self, kind: str) -> None:
+        if kind in self.reported:
+            self.reported.discard(kind)
+            logger.info("%s works again", "Storage " + redact(self.database_url) if kind == "storage"
+                        else f"Spool directory {self.spool_dir}")
 
     def _count(self, result: SaveResult) -> None:
         self.stats.inc_value("newscrawl/storage/stored", result.total)
@@ -251,7 +289,7 @@ class StoragePipeline:
             self.storage = open_storage(self.database_url)
         except StorageError as exc:
             self.stats.inc_value("newscrawl/storage/errors")
-            logger.error("Cannot open storage %s (%s); items will be spooled to %s",
+            self._failed("storage", "Cannot open storage %s (%s); items will be spooled to %s",
                          redact(self.database_url), exc, self.spool_dir)
             self.storage = None
             return
@@ -270,10 +308,15 @@ class StoragePipeline:
         path = self.spool_dir / f"{self.spool_prefix}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         # Write aside and rename, so a crash mid-write never leaves a half file to be replayed.
         partial = path.with_suffix(".partial")
-        with partial.open("w", encoding="utf-8") as out:
-            for record in batch:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        partial.replace(path)
+        try:
+            with partial.open("w", encoding="utf-8") as out:
+                for record in batch:
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            partial.replace(path)
+        except OSError:
+            with suppress(OSError):  # a full disk may refuse even this; the batch is held in memory either way
+                partial.unlink(missing_ok=True)
+            raise
         self.stats.inc_value("newscrawl/storage/spooled", len(batch))
         return path
 
@@ -288,10 +331,11 @@ class StoragePipeline:
                 result = self.storage.save(records)
             except StorageError as exc:
                 self.stats.inc_value("newscrawl/storage/errors")
-                logger.error("Replaying spooled items from %s into %s failed (%s); kept it",
+                self._failed("storage", "Replaying spooled items from %s into %s failed (%s); kept it",
                              path, redact(self.database_url), exc)
                 self._disconnect()
                 return
+            self._recovered("storage")
             path.unlink(missing_ok=True)
             self._count(result)
             self.stats.inc_value("newscrawl/storage/replayed", len(records))
