@@ -1080,10 +1080,10 @@ class ArticlePage:
         text_len = sum(len(p) for p in reading.body)
         if text_len < 200:
             return False, "no_body"
-        headings_with_links = sum(
-            1 for b in body_blocks if b.tag in ("h2", "h3", "h4") and b.link_density > 0.6
-        )
-        if headings_with_links >= 4 and headings_with_links * 2 >= len(body_blocks) - headings_with_links:
+        # A list page: its "body" is teaser summaries under linked headlines.
+        region = [b for root in self.body_roots for b in self.page.blocks_in(root)]
+        teaser_headlines = sum(1 for b in region if b.tag in ("h2", "h3", "h4") and b.link_density > 0.6)
+        if teaser_headlines >= 4 and teaser_headlines * 2 >= len(body_blocks) and not self.data.is_article_type:
             return False, "index_page"
         return True, None
 
