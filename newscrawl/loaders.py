@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, is_dataclass
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from itemloaders.processors import Compose, Identity, Join, MapCompose, TakeFirst
@@ -44,7 +44,8 @@ def _text_or_none(value: Any) -> str | None:
 
 
 def _fields(value: Any) -> dict[str, Any]:
-    return asdict(value) if is_dataclass(value) else dict(value)
+    # Shallow on purpose: dataclasses.asdict deep-copies, and these are flat records.
+    return {f.name: getattr(value, f.name) for f in fields(value)} if is_dataclass(value) else dict(value)
 
 
 def make_image(value: Any) -> Image | None:

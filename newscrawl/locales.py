@@ -65,6 +65,8 @@ class LocaleTable:
         for _locale, concept, label in rows:
             self._concepts_by_key.setdefault(label_key(label), set()).add(concept)
         self._max_words = max((len(key.split()) for key in self._concepts_by_key), default=1)
+        # Every label line starts with the first word of some label: a cheap test that rules out prose.
+        self._first_words = {key.split()[0] for key in self._concepts_by_key if key}
 
     @classmethod
     def from_file(cls, path: str | Path | None = None) -> LocaleTable:
@@ -91,6 +93,9 @@ class LocaleTable:
         """
         stripped = " ".join(text.split())
         if not stripped or len(stripped) > 200:
+            return None
+        first = label_key(stripped.split(None, 1)[0])
+        if first not in self._first_words and label_key(stripped) not in self._concepts_by_key:
             return None
         whole = self._whole(stripped, concepts)
         if whole is not None:

@@ -10,6 +10,7 @@ visible page does not say, and loses where the two disagree.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urljoin
@@ -48,6 +49,7 @@ _DATE_ONLY = re.compile(
     r"(?:,?\s*(?:kl\.?|at|um|à|a las|alle|om)?\s*\d{1,2}[:.]\d{2}(?:\s*[AaPp][Mm])?)?$"
 )
 IMAGE_TAGS = ("img", "amp-img")
+_LANDMARK_TAGS = frozenset({"nav", "footer", "aside", "form", "dialog", "header"})
 # A photo credit closing a caption: "(Image: GETTY)", "(AP Photo/Evan Vucci)", "| Getty Images".
 _CREDIT_TAIL = re.compile(
     r"(?:\((?:Image|Photo|Picture|Foto|Bild|Kuva|Crédit|Credit)s?\s*:[^()]{1,80}\)"
@@ -278,8 +280,10 @@ class ArticlePage:
         for element, (start, end) in self.page.spans.items():
             if end <= start or not isinstance(element.tag, str):
                 continue
-            kind = landmark_kind(element)
             tag = element.tag
+            if not element.attrib and tag not in _LANDMARK_TAGS:
+                continue  # no name, no role, no landmark: nothing here can say it is chrome
+            kind = landmark_kind(element)
             if kind == "aside" or tag == "header":
                 kind = None if self._holds_title(element) else (kind or "navigation")
                 if tag == "header" and kind and self._inside(element, ("article", "main")):
@@ -445,9 +449,11 @@ class ArticlePage:
                 spans.append((start, end, region))
         # Outer regions first, so inner ones (a labelled section inside an <aside>) win.
         spans.sort(key=lambda s: (s[0], -s[1]))
-        for block in self.page.blocks:
-            for start, end, region in spans:
-                if start <= block.start and block.end <= end:
+        self._region_spans = [(start, end) for start, end, _ in spans]
+        starts = self.page.block_starts()
+        for start, end, region in spans:
+            for block in self.page.blocks[bisect_left(starts, start) : bisect_right(starts, end)]:
+                if block.end <= end:
                     assigned[block.index] = region
         return assigned
 
@@ -681,7 +687,7 @@ class ArticlePage:
         return self.page.spans.get(region.element, (0, 0))
 
     def _in_region(self, piece: int) -> bool:
-        return any(start <= piece < end for start, end in map(self._region_span, self.regions))
+        return any(start <= piece < end for start, end in self._region_spans)
 
     def _media_wrapper(self, img: HtmlElement, within: HtmlElement | None = None) -> HtmlElement | None:
         """The smallest ancestor that holds this image and its caption, and nothing of the article's prose."""

@@ -8,6 +8,7 @@ the tree.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -54,6 +55,7 @@ class PageText:
     blocks: list[Block] = field(default_factory=list)
     spans: dict[HtmlElement, tuple[int, int]] = field(default_factory=dict)
     depth_limited: bool = False
+    _block_starts: list[int] = field(default_factory=list)
 
     def text_of(self, element: HtmlElement) -> str:
         start, end = self.spans.get(element, (0, 0))
@@ -69,9 +71,18 @@ class PageText:
 
     def blocks_in(self, element: HtmlElement) -> list[Block]:
         span = self.spans.get(element)
-        if span is None:
+        if span is None or span[0] >= span[1]:
             return []
-        return [b for b in self.blocks if span[0] <= b.start and b.end <= span[1]]
+        # Blocks are laid out in document order, so their starts are sorted: bisect instead of scanning.
+        starts = self.block_starts()
+        first = bisect_left(starts, span[0])
+        last = bisect_right(starts, span[1])
+        return [b for b in self.blocks[first:last] if b.end <= span[1]]
+
+    def block_starts(self) -> list[int]:
+        if len(self._block_starts) != len(self.blocks):
+            self._block_starts = [b.start for b in self.blocks]
+        return self._block_starts
 
 
 def normalize_space(text: str) -> str:
