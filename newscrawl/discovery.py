@@ -8,7 +8,12 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree
 from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 
-__all__ = ["SitemapLinks", "feed_links", "is_robots_or_root", "read_sitemap", "robots_sitemaps"]
+#: Root elements of discovery documents, by local name (namespaces differ between RSS 1.0, Atom and sitemaps).
+SITEMAP_ROOTS = frozenset({"urlset", "sitemapindex"})
+FEED_ROOTS = frozenset({"rss", "feed", "RDF"})
+GZIP_MAGIC = b"\x1f\x8b"
+
+__all__ = ["SitemapLinks", "document_kind", "feed_links", "is_robots_or_root", "read_sitemap", "robots_sitemaps"]
 
 
 @dataclass
@@ -25,6 +30,30 @@ def is_robots_or_root(url: str) -> bool:
     """True for a robots.txt URL or a bare site root, where the site's sitemaps are named by robots.txt."""
     path = urlsplit(url).path
     return path in ("", "/") or path.endswith("/robots.txt")
+
+
+def document_kind(body: bytes, url: str) -> str:
+    """What a start URL turned out to be: "sitemap" (also gzipped), "feed" (RSS/Atom), "robots" or "page".
+
+    Only the root element of an XML document is looked at; anything that is not XML, or is XHTML, is a page.
+    """
+    if urlsplit(url).path.endswith("/robots.txt"):
+        return "robots"
+    if body.startswith(GZIP_MAGIC):
+        return "sitemap"  # a .xml.gz: the only compressed document a site offers crawlers
+    head = body.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"<") or head[:100].lower().startswith((b"<!doctype html", b"<html")):
+        return "page"
+    try:
+        root = etree.fromstring(body, parser=_feed_parser())
+    except etree.XMLSyntaxError:
+        return "page"
+    name = etree.QName(root).localname if root is not None else ""
+    if name in SITEMAP_ROOTS:
+        return "sitemap"
+    if name in FEED_ROOTS:
+        return "feed"
+    return "page"
 
 
 def robots_sitemaps(robots_body: bytes, base_url: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields, is_dataclass
 from typing import Any
 
@@ -14,10 +15,12 @@ from newscrawl.items import Article, BoilerplateBlock, Image, RelatedLink
 from newscrawl.page.article import ArticleReading
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def normalize_space(text: str) -> str:
     """Collapse runs of whitespace (NBSP included) to one space; drop NUL and other control characters."""
-    text = "".join(ch for ch in text if ch >= " " or ch in "\t\n")
-    return " ".join(text.split())
+    return " ".join(_CONTROL_CHARACTERS.sub("", text).split())
 
 
 def drop_empty(text: str) -> str | None:

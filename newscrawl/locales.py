@@ -94,8 +94,7 @@ class LocaleTable:
         stripped = " ".join(text.split())
         if not stripped or len(stripped) > 200:
             return None
-        first = label_key(stripped.split(None, 1)[0])
-        if first not in self._first_words and label_key(stripped) not in self._concepts_by_key:
+        if label_key(stripped.split(None, 1)[0]) not in self._first_words:
             return None
         whole = self._whole(stripped, concepts)
         if whole is not None:

@@ -170,9 +170,11 @@ class CrawlLock:
 def start_crawl(crawl: Crawl, lock: CrawlLock, cwd: str | Path, overrides: dict[str, Any] | None = None) -> subprocess.Popen:
     """Start one run as a child process that inherits the crawl's lock, so the lock lives as long as the run.
 
-    The run logs to our stderr: cron mails it, journald keeps it.
+    The run logs to our stderr: cron mails it, journald keeps it. It gets its own process group, so a Ctrl-C
+    at the terminal reaches only the scheduler, which then asks each run once to close (a second signal would
+    make Scrapy stop without closing the spider).
     """
-    return subprocess.Popen(crawl.command(overrides), cwd=cwd, pass_fds=(lock.fileno(),))
+    return subprocess.Popen(crawl.command(overrides), cwd=cwd, pass_fds=(lock.fileno(),), process_group=0)
 
 
 def utc(text: str) -> datetime:

@@ -109,6 +109,9 @@ LOG_FORMATTER = "newscrawl.logformatter.NewscrawlLogFormatter"
 NEWSCRAWL_HEALTH_MAX_ERROR_RATIO = 0.25
 NEWSCRAWL_HEALTH_MAX_EMPTY_RATIO = 0.8
 NEWSCRAWL_HEALTH_MIN_ITEMS = 1
+# With JOBDIR, a crawl killed mid-way (SIGKILL, OOM) is started over from its start URLs by the next crawl in the same
+# directory, instead of resuming a queue that was never written; a cleanly stopped one resumes as Scrapy resumes it.
+SCHEDULER = "newscrawl.scheduler.ResumableScheduler"
 
 # --- incremental and scheduled crawls (issue 6) ---
 DOWNLOADER_MIDDLEWARES = {
@@ -128,3 +131,19 @@ NEWSCRAWL_CRAWL_NAME = ""
 NEWSCRAWL_RUNS_ENABLED = True
 # `scrapy schedule` keeps one lock file per crawl here; the kernel frees a lock when its run ends, however it ends.
 NEWSCRAWL_LOCK_DIR = "data/locks"
+
+# --- distributed crawls (issue 8) ---
+# With a Redis URL, every `scrapy crawl article` started with it is a worker of one crawl: the add-on switches the
+# scheduler and dupefilter to scrapy-redis's (the frontier lives in Redis) and starts come from `scrapy seed`.
+ADDONS = {"newscrawl.addons.DistributedCrawl": 0}
+NEWSCRAWL_REDIS_URL = os.environ.get("NEWSCRAWL_REDIS_URL", "")
+# Keys are <prefix>:<spider>:... (see newscrawl.distributed.FrontierKeys); another prefix is another crawl.
+NEWSCRAWL_REDIS_KEY_PREFIX = "newscrawl"
+# A worker silent this long (killed, frozen, cut off) loses its requests to the queue, and live workers fetch them.
+NEWSCRAWL_REDIS_LEASE_TIMEOUT = 30
+# Seconds a worker waits, once the whole crawl is finished (nothing queued or in flight), before it exits; 0: never.
+NEWSCRAWL_REDIS_IDLE_TIMEOUT = 0
+# How often an idle worker looks for requests queued by others or new seeds.
+NEWSCRAWL_REDIS_POLL_INTERVAL = 0.5
+# DOWNLOAD_DELAY (or AutoThrottle's delay) between requests to one site, counted over all workers together.
+NEWSCRAWL_REDIS_POLITENESS = True

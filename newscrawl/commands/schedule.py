@@ -83,9 +83,9 @@ class Command(ScrapyCommand):
             while self.running:
                 self.reap()
                 time.sleep(0.2)
+            self.exitcode = 1 if self.failed else 0
         else:
-            self.serve()
-        self.exitcode = 1 if self.failed else 0
+            self.serve()  # a failed run is logged; the scheduler goes on, and exits 0 when told to stop
 
     def database_url(self, crawl: Crawl) -> str:
         """The database the crawl's runs write to, where its runs are looked up."""

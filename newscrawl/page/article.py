@@ -176,6 +176,17 @@ class ArticlePage:
         reading.is_article, reading.not_article_reason = self._is_article(reading, body_blocks)
         return reading
 
+    def _chrome(self, element: HtmlElement) -> str | None:
+        """``chrome_kind`` once per element: the same boxes are asked about from several passes."""
+        try:
+            return self._chrome_cache[element]
+        except KeyError:
+            kind = self._chrome_cache[element] = chrome_kind(element)
+            return kind
+        except AttributeError:
+            self._chrome_cache: dict[HtmlElement, str | None] = {}
+            return self._chrome(element)
+
     # ---- labels -----------------------------------------------------------------------------------------
 
     def _mark_labels(self) -> None:
@@ -291,7 +302,7 @@ class ArticlePage:
             elif kind is not None and self._holds_title(element):
                 kind = None
             if kind is None:
-                named = chrome_kind(element)
+                named = self._chrome(element)
                 if named in ("comments", "cookie_banner") and not self._holds_title(element):
                     kind = named  # long comment threads are still comments
                 elif named and named not in ("caption", "byline") and not self._holds_content(element):
@@ -605,7 +616,7 @@ class ArticlePage:
         for _ in range(3):
             if element is None or any(element is root for root in roots):
                 return None
-            kind = chrome_kind(element)
+            kind = self._chrome(element)
             if kind in ("caption", "byline"):
                 return kind
             element = element.getparent()
@@ -725,7 +736,7 @@ class ArticlePage:
             text = self.clean_text[block.index]
             if not text:
                 continue
-            if chrome_kind(block.element) == "caption" and self._credit_like(block.element, text):
+            if self._chrome(block.element) == "caption" and self._credit_like(block.element, text):
                 credit = text
                 continue
             caption, found_credit = split_credit(text, self.locales)
@@ -737,7 +748,7 @@ class ArticlePage:
         for element in wrapper.iter():
             if element is wrapper or not isinstance(element.tag, str):
                 continue
-            if chrome_kind(element) == "caption" and self._credit_like(element, self.page.text_of(element)):
+            if self._chrome(element) == "caption" and self._credit_like(element, self.page.text_of(element)):
                 credit_text = self.page.text_of(element)
                 if credit_text:
                     credit = credit_text
@@ -886,7 +897,7 @@ class ArticlePage:
             inner = [b for b in self.page.blocks_in(link) if self.clean_text[b.index]]
             if len(inner) > 1:
                 for block in inner:
-                    if not block.ancestors & {"figure", "figcaption"} and chrome_kind(block.element) != "caption":
+                    if not block.ancestors & {"figure", "figcaption"} and self._chrome(block.element) != "caption":
                         return block.element, self.clean_text[block.index]
         best: tuple[HtmlElement | None, str | None] = (None, None)
         for link in links:
@@ -907,7 +918,7 @@ class ArticlePage:
         for element in container.iter():
             if not isinstance(element.tag, str):
                 continue
-            if element.tag in ("figcaption", "figure", "time", "button") or chrome_kind(element) in ("caption", "byline"):
+            if element.tag in ("figcaption", "figure", "time", "button") or self._chrome(element) in ("caption", "byline"):
                 parts.append(element)
         for img in container.iter(*IMAGE_TAGS):
             wrapper = self._media_wrapper(img, within=container)

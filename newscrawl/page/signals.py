@@ -56,8 +56,10 @@ _IDENTIFIER_ATTRS = ("class", "id", "data-module", "data-component", "data-testi
 
 
 def identifier_tokens(element: HtmlElement) -> list[str]:
-    value = " ".join(element.get(attr) or "" for attr in _IDENTIFIER_ATTRS)
-    value = _CAMEL_BOUNDARY.sub(" ", value).lower()  # "imageEmbedCaption" names a caption too
+    values = [element.get(attr) for attr in _IDENTIFIER_ATTRS]
+    if not any(values):
+        return []
+    value = _CAMEL_BOUNDARY.sub(" ", " ".join(v for v in values if v)).lower()  # "imageEmbedCaption" too
     return [token for token in _TOKEN_SPLIT.split(value) if token]
 
 

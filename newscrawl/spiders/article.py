@@ -13,7 +13,7 @@ from scrapy.http import HtmlResponse, Response, XmlResponse
 from scrapy.utils.gz import gunzip, gzip_magic_number
 from twisted.python.failure import Failure
 
-from newscrawl.discovery import feed_links, is_robots_or_root, read_sitemap, robots_sitemaps
+from newscrawl.discovery import document_kind, feed_links, is_robots_or_root, read_sitemap, robots_sitemaps
 from newscrawl.items import Article
 from newscrawl.loaders import load_article
 from newscrawl.page.article import read_article
@@ -31,6 +31,11 @@ HOPS = "newscrawl_hops"
 REFUSAL_REASONS = ("offsite", "robots", "trap", "depth", "cap")
 #: Scrapy's own stats for two of them, mirrored under the newscrawl names at the end of the crawl.
 SCRAPY_REFUSAL_STATS = {"offsite": "offsite/filtered", "robots": "robotstxt/forbidden"}
+#: What a start is: an article page, a sitemap (or robots.txt, or a site root naming its sitemaps), a feed, or
+#: ``auto``: told apart by what the response holds (``scrapy seed`` pushes URLs given without a kind so).
+SEED_KINDS = ("page", "sitemap", "feed", "auto")
+NO_START = ("give a start: -a url=https://... , -a urls=list.txt (one URL per line), "
+            "-a sitemap=https://.../sitemap.xml or -a feed=https://.../rss.xml")
 
 
 def parse_depth(value: Any) -> int:
@@ -99,9 +104,6 @@ class ArticleSpider(scrapy.Spider):
         self.feed_urls = [start_url(value) for value in split_list(feed)]
         # Every URL the user gave: components that trust the user's start origins (the SSRF guard) read this.
         self.start_urls = self.page_urls + self.sitemap_urls + self.feed_urls
-        if not self.start_urls:
-            raise ValueError("give a start: -a url=https://... , -a urls=list.txt (one URL per line), "
-                             "-a sitemap=https://.../sitemap.xml or -a feed=https://.../rss.xml")
         self.depth = parse_depth(depth)
         self.max_pages = parse_max_pages(max_pages)
         # file:// start URLs have no host: a domain derived from them would filter out every http(s) link.
@@ -120,26 +122,54 @@ class ArticleSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
+        # A worker of a distributed crawl may start with none: its starts come from the shared queue in Redis.
+        if not spider.start_urls and not crawler.settings.get("NEWSCRAWL_REDIS_URL"):
+            raise ValueError(NO_START)
         if spider.max_pages is not None:
             # Scrapy's CloseSpider extension enforces it; the crawler freezes its settings only after this method.
             crawler.settings.set("CLOSESPIDER_PAGECOUNT", spider.max_pages, priority="spider")
         return spider
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
-        for url in self.page_urls:
+        for kind, urls in (("page", self.page_urls), ("sitemap", self.sitemap_urls), ("feed", self.feed_urls)):
+            for url in urls:
+                for request in self.seed_requests(url, kind):
+                    yield request
+
+    def seed_requests(self, url: str, kind: str = "auto") -> Iterator[scrapy.Request]:
+        """The request for one start of a kind in SEED_KINDS, from ``-a`` or from the shared queue of a distributed crawl."""
+        if kind == "page":
             self.hops[url_key(url)] = 0
             meta: dict[str, Any] = {HOPS: 0}
             if url.lower().startswith("file:"):
                 meta["allow_offsite"] = True  # the user's explicit choice; the offsite filter knows only web hosts
             yield scrapy.Request(url, callback=self.parse, meta=meta)
-        for url in self.sitemap_urls:
+        elif kind == "sitemap":
             if is_robots_or_root(url):
                 robots = urljoin(url, "/robots.txt")
                 yield scrapy.Request(robots, callback=self.parse_robots, errback=self.discovery_failed)
             else:
                 yield scrapy.Request(url, callback=self.parse_sitemap, errback=self.discovery_failed)
-        for url in self.feed_urls:
+        elif kind == "feed":
             yield scrapy.Request(url, callback=self.parse_feed, errback=self.discovery_failed)
+        elif kind == "auto":
+            self.hops[url_key(url)] = 0
+            yield scrapy.Request(url, callback=self.parse_seed, meta={HOPS: 0})
+        else:
+            raise ValueError(f"unknown kind of start {kind!r}, expected one of {', '.join(SEED_KINDS)}")
+
+    def parse_seed(self, response: Response) -> Iterator[Article | scrapy.Request]:
+        """A start given without its kind: read as the sitemap, feed, robots.txt or page its body says it is."""
+        kind = document_kind(response.body, response.url)
+        self.crawler.stats.inc_value(f"newscrawl/seeds/{kind}")
+        if kind == "sitemap":
+            yield from self.parse_sitemap(response)
+        elif kind == "feed":
+            yield from self.parse_feed(response)
+        elif kind == "robots":
+            yield from self.parse_robots(response)
+        else:
+            yield from self.parse(response)
 
     def parse(self, response: Response) -> Iterator[Article | scrapy.Request]:
         stats = self.crawler.stats
