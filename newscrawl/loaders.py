@@ -35,8 +35,17 @@ def clean_url(url: str) -> str | None:
     return safe_url_string(url)
 
 
+def strip_markup(text: str) -> str:
+    """w3lib's ``remove_tags`` then ``replace_entities``, skipped when there is no tag or entity to find."""
+    if "<" in text:
+        text = remove_tags(text)
+    if "&" in text:
+        text = replace_entities(text)
+    return text
+
+
 #: Plain text from anything a page may put in a text field: tags, entities, stray whitespace.
-clean_text = MapCompose(str, remove_tags, replace_entities, normalize_space, drop_empty)
+clean_text = MapCompose(str, strip_markup, normalize_space, drop_empty)
 
 
 def _text_or_none(value: Any) -> str | None:

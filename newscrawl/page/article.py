@@ -1050,7 +1050,14 @@ class ArticlePage:
     def _absolute(self, href: str | None) -> str | None:
         if not href:
             return None
-        return urljoin(self.base_url, href.strip())
+        try:
+            return self._absolute_cache[href]
+        except KeyError:
+            url = self._absolute_cache[href] = urljoin(self.base_url, href.strip())
+            return url
+        except AttributeError:
+            self._absolute_cache: dict[str, str] = {}
+            return self._absolute(href)
 
     # ---- structured-data fallbacks ----------------------------------------------------------------------
 

@@ -108,8 +108,9 @@ def linearize(root: HtmlElement, max_depth: int = 400) -> PageText:
     that deep, and hostile ones should not cost more than their text.
     """
     page = PageText()
-    pieces, in_link = page.pieces, page.piece_in_link
+    pieces, in_link, spans = page.pieces, page.piece_in_link, page.spans
     open_tags: Counter[str] = Counter()
+    ancestors: frozenset[str] = frozenset()  # the tracked tags open now, rebuilt only when they change
     # Stack of (element, start piece, is_block); the innermost open block owns new text.
     stack: list[tuple[HtmlElement, int, bool]] = []
     owners: list[HtmlElement] = []
@@ -120,15 +121,15 @@ def linearize(root: HtmlElement, max_depth: int = 400) -> PageText:
     def close_segment(owner: HtmlElement | None) -> None:
         nonlocal segment_start
         if owner is not None and segment_start < len(pieces):
-            _add_block(page, owner, segment_start, len(pieces), open_tags)
+            _add_block(page, owner, segment_start, len(pieces), ancestors)
         segment_start = len(pieces)
 
     def add_text(text: str | None) -> None:
         nonlocal brs
         if text:
-            if brs >= 2 and text.strip() and owners:
-                close_segment(owners[-1])
-            if text.strip():
+            if brs and not text.isspace():
+                if brs >= 2 and owners:
+                    close_segment(owners[-1])
                 brs = 0
             pieces.append(text)
             in_link.append(link_depth > 0)
@@ -137,16 +138,22 @@ def linearize(root: HtmlElement, max_depth: int = 400) -> PageText:
     # (React pages put "<!-- -->" between words).
     walker = etree.iterwalk(root, events=("start", "end", "comment", "pi"))
     for event, element in walker:
-        if event in ("comment", "pi"):
+        if event == "comment" or event == "pi":
             add_text(element.tail)
             continue
-        tag = element_tag(element)
+        tag = element.tag
+        if type(tag) is not str:
+            tag = ""
         if event == "start":
-            if not tag or tag in SKIP_TAGS or (tag != "html" and tag != "body" and is_hidden(element)):
-                # Comments, processing instructions and invisible subtrees: only their tail is text.
+            if (
+                not tag
+                or tag in SKIP_TAGS
+                or ((element.get("hidden") is not None or element.get("style")) and tag != "body" and is_hidden(element))
+            ):
+                # Invisible subtrees: only their tail is text.
                 walker.skip_subtree()
                 if tag:
-                    page.spans[element] = (len(pieces), len(pieces))
+                    spans[element] = (len(pieces), len(pieces))
                 add_text(element.tail if stack else None)
                 continue
             if len(stack) >= max_depth:
@@ -161,9 +168,11 @@ def linearize(root: HtmlElement, max_depth: int = 400) -> PageText:
                 owners.append(element)
             if tag in TRACKED_TAGS:
                 open_tags[tag] += 1
-            if tag == "a":
-                link_depth += 1
-            if tag == "br":
+                if open_tags[tag] == 1:
+                    ancestors = ancestors | {tag}
+                if tag == "a":
+                    link_depth += 1
+            elif tag == "br":
                 brs += 1
                 add_text("\n")
             stack.append((element, len(pieces), block))
@@ -177,22 +186,22 @@ def linearize(root: HtmlElement, max_depth: int = 400) -> PageText:
                 owners.pop()
             if tag in TRACKED_TAGS:
                 open_tags[tag] -= 1
-            if tag == "a":
-                link_depth -= 1
-            page.spans[element] = (start, len(pieces))
+                if not open_tags[tag]:
+                    ancestors = ancestors - {tag}
+                if tag == "a":
+                    link_depth -= 1
+            spans[element] = (start, len(pieces))
             if stack:
                 add_text(element.tail)
     close_segment(owners[-1] if owners else None)
     return page
 
 
-def _add_block(page: PageText, owner: HtmlElement, start: int, end: int, open_tags: Counter[str]) -> None:
+def _add_block(page: PageText, owner: HtmlElement, start: int, end: int, ancestors: frozenset[str]) -> None:
     raw = page.pieces[start:end]
-    text = normalize_space("".join(raw))
+    text = " ".join("".join(raw).split())
     if not text:
         return
-    link_chars = sum(len(p.strip()) for p, linked in zip(raw, page.piece_in_link[start:end]) if linked)
-    ancestors = frozenset(tag for tag, count in open_tags.items() if count > 0)
-    page.blocks.append(
-        Block(len(page.blocks), owner, start, end, text, link_chars, element_tag(owner), ancestors)
-    )
+    flags = page.piece_in_link[start:end]
+    link_chars = sum(len(p.strip()) for p, linked in zip(raw, flags) if linked) if any(flags) else 0
+    page.blocks.append(Block(len(page.blocks), owner, start, end, text, link_chars, owner.tag, ancestors))

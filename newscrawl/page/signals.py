@@ -63,17 +63,33 @@ def identifier_tokens(element: HtmlElement) -> list[str]:
     return [token for token in _TOKEN_SPLIT.split(value) if token]
 
 
+def _token_pattern() -> re.Pattern[str]:
+    words = sorted(CHROME_TOKENS, key=len, reverse=True)
+    pairs = [rf"{a}[^a-z0-9]+{b}" for a, b in _PAIRS]
+    alternation = "|".join([*pairs, *(re.escape(w) for w in words)])
+    return re.compile(rf"(?<![a-z0-9])(?:{alternation})(?![a-z0-9])")
+
+
+_CHROME_PATTERN = _token_pattern()
+
+
 def chrome_kind(element: HtmlElement) -> str | None:
-    """The kind of page chrome this element's class or id names, if any."""
-    tokens = identifier_tokens(element)
-    for token in tokens:
-        kind = CHROME_TOKENS.get(token)
-        if kind:
-            return kind
-    for pair in zip(tokens, tokens[1:]):
-        if pair in _PAIRS:
-            return _PAIRS[pair]
-    return None
+    """The kind of page chrome this element's class or id names, if any.
+
+    One regular-expression search over the joined identifiers instead of a token loop: this runs for
+    every named element of every page.
+    """
+    values = [element.get(attr) for attr in _IDENTIFIER_ATTRS]
+    if not any(values):
+        return None
+    value = _CAMEL_BOUNDARY.sub(" ", " ".join(v for v in values if v)).lower()
+    found = _CHROME_PATTERN.search(value)
+    if found is None:
+        return None
+    word = found.group(0)
+    if word in CHROME_TOKENS:
+        return CHROME_TOKENS[word]
+    return _PAIRS[tuple(_TOKEN_SPLIT.split(word))]
 
 
 def landmark_kind(element: HtmlElement) -> str | None:
