@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,3 +156,37 @@ def test_a_page_whose_article_was_never_stored_is_fetched_in_full(site, tmp_path
     items, stats = crawl(tmp_path, database_url, "-a", f"url={entry}", "-a", "depth=1")
     assert not conditional_paths(site)
     assert stats["newscrawl/articles/new"] == len(items) == 1 + len(DEPTH_1)
+
+
+def test_a_killed_crawl_loses_and_doubles_nothing(site, tmp_path: Path, database_url: str) -> None:
+    entry = site.url + MANIFEST["entry"]
+    command = [
+        sys.executable, "-m", "scrapy", "crawl", "article", "-a", f"url={entry}", "-a", "depth=1",
+        "-s", f"NEWSCRAWL_DATABASE_URL={database_url}", "-s", f"NEWSCRAWL_SPOOL_DIR={tmp_path / 'spool'}",
+        "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1", "-s", "DOWNLOAD_DELAY=0.5",
+        "-s", "NEWSCRAWL_STORAGE_BATCH_SIZE=3",
+    ]
+    crawl_process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Kill it outright once it has read a few pages (and so has written a batch and holds a partial one).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if counts(database_url)["fetch_state"] >= 5:
+                    break
+            except Exception:  # the crawl has not created the schema yet
+                pass
+            time.sleep(0.05)
+        crawl_process.send_signal(signal.SIGKILL)
+        crawl_process.wait(30)
+    finally:
+        crawl_process.kill()
+    killed = counts(database_url)
+    assert 0 < killed["articles"] < 1 + len(DEPTH_1), killed  # it really died mid-crawl
+
+    items, stats = crawl(tmp_path, database_url, "-a", f"url={entry}", "-a", "depth=1")
+    after = counts(database_url)
+    assert after["articles"] == after["article_versions"] == 1 + len(DEPTH_1)
+    # Stored before the kill: asked conditionally (304) or, for the start page, found unchanged; the rest: new.
+    assert stats.get("newscrawl/articles/new", 0) == 1 + len(DEPTH_1) - killed["articles"]
+    assert stats.get("newscrawl/http/not_modified", 0) + stats.get("newscrawl/articles/unchanged", 0) == killed["articles"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from newscrawl.schedule import Crawl, CrawlLock, ScheduleError, load_crawls, setting_text
+from newscrawl.schedule import Crawl, CrawlLock, ScheduleError, load_crawls, setting_text, utc
 from newscrawl.storage import open_storage
 from tests.support.conditional_server import serve_conditional
 
@@ -221,3 +221,41 @@ def test_schedule_needs_a_usable_crawls_toml(tmp_path: Path) -> None:
     done = scrapy(tmp_path, f"sqlite:///{tmp_path / 'news.sqlite3'}", "schedule", str(write(tmp_path, "[crawls.a]\n")), "--once")
     assert done.returncode == 2
     assert "exactly one of every" in done.stderr
+
+
+def test_schedule_without_once_runs_a_crawl_each_time_it_is_due_until_sigterm(site, tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'news.sqlite3'}"
+    toml = write(tmp_path, f"""
+[crawls.nyheter]
+args = {{ url = "{site.url}{MANIFEST['entry']}", depth = 0 }}
+settings = {{ AUTOTHROTTLE_ENABLED = false, DOWNLOAD_DELAY = 0 }}
+every = "2s"
+""")
+    command = [sys.executable, "-m", "scrapy", "schedule", str(toml),
+               "-s", f"NEWSCRAWL_DATABASE_URL={database_url}", "-s", f"NEWSCRAWL_LOCK_DIR={tmp_path / 'locks'}",
+               "-s", f"NEWSCRAWL_SPOOL_DIR={tmp_path / 'spool'}"]
+    scheduler = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        finished: list = []
+        while time.monotonic() < deadline and len(finished) < 2:
+            time.sleep(0.5)
+            try:
+                storage = open_storage(database_url)
+                try:
+                    finished = [run for run in storage.runs(crawl="nyheter") if run.status == "finished"]
+                finally:
+                    storage.close()
+            except Exception:  # the first run has not created the schema yet
+                pass
+        scheduler.send_signal(signal.SIGTERM)
+        _, log = scheduler.communicate(timeout=60)
+    finally:
+        scheduler.kill()
+    assert scheduler.returncode == 0, log[-3000:]
+    assert len(finished) >= 2
+    # Runs start at least the interval apart, and never overlap.
+    older, newer = finished[1], finished[0]
+    assert (utc(newer.started_at) - utc(older.started_at)).total_seconds() >= 2
+    assert utc(newer.started_at) >= utc(older.finished_at)
+    assert "Stopping" in log

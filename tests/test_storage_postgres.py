@@ -66,3 +66,47 @@ class TestPostgreSQLStorage(StorageContract):
 def test_an_unreachable_server_is_a_storage_error() -> None:
     with pytest.raises(StorageError, match="cannot connect"):
         open_storage("postgresql://newscrawl:pw@127.0.0.1:1/nothing")
+
+
+def test_a_database_that_goes_away_mid_crawl_loses_no_item(tmp_path) -> None:
+    """The storage pipeline over a proxy that is cut and restored: batches spool, then land once it is back."""
+    from urllib.parse import urlsplit
+
+    from scrapy.utils.test import get_crawler
+
+    from newscrawl.pipelines import StoragePipeline
+    from tests.support.tcp_proxy import TcpProxy
+
+    from .test_pipelines import article
+
+    with fresh_schema() as direct_url:
+        server = urlsplit(direct_url)
+        with TcpProxy(server.hostname, server.port) as proxy:
+            url = direct_url.replace(f"{server.hostname}:{server.port}", f"127.0.0.1:{proxy.port}", 1)
+            crawler = get_crawler(settings_dict={"NEWSCRAWL_DATABASE_URL": url, "NEWSCRAWL_STORAGE_BATCH_SIZE": 2,
+                                                 "NEWSCRAWL_SPOOL_DIR": str(tmp_path / "spool")})
+            pipeline, stats = StoragePipeline.from_crawler(crawler), crawler.stats
+            pipeline.open_spider()
+            for n in range(2):
+                pipeline.process_item(article(n))
+            assert stats.get_value("newscrawl/storage/stored") == 2
+
+            proxy.stop()  # the server goes away: the open connection breaks, new ones are refused
+            for n in range(2, 6):
+                pipeline.process_item(article(n))
+            assert stats.get_value("newscrawl/storage/spooled") == 4
+            assert len(list((tmp_path / "spool").glob("*.jsonl"))) == 2
+
+            proxy.start()  # back on the same address: the next batch reconnects and writes what was spooled first
+            for n in range(6, 8):
+                pipeline.process_item(article(n))
+            pipeline.close_spider()
+        storage = open_storage(direct_url)
+        try:
+            assert rows(storage, "SELECT COUNT(*), COUNT(DISTINCT article_url) FROM articles") == [(8, 8)]
+            assert rows(storage, "SELECT COUNT(*) FROM article_versions") == [(8,)]
+        finally:
+            storage.close()
+    assert stats.get_value("newscrawl/storage/replayed") == 4
+    assert stats.get_value("newscrawl/articles/new") == 8
+    assert list((tmp_path / "spool").glob("*.jsonl")) == []
