@@ -6,9 +6,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 
-DEFAULT_TABLE = Path(__file__).parent / "data" / "locale_labels.tsv"
+# Through importlib.resources, so the table is found inside a zipped egg too (a Scrapyd deploy).
+DEFAULT_TABLE = files("newscrawl") / "data" / "locale_labels.tsv"
 
 #: Every concept the data file may name; a row with another concept is a typo and refused at load time.
 CONCEPTS = frozenset(
@@ -70,7 +72,7 @@ class LocaleTable:
 
     @classmethod
     def from_file(cls, path: str | Path | None = None) -> LocaleTable:
-        return cls(parse_rows(Path(path or DEFAULT_TABLE).read_text("utf-8")))
+        return cls(parse_rows((Path(path) if path else DEFAULT_TABLE).read_text(encoding="utf-8")))
 
     def locales(self) -> set[str]:
         return {locale for locale, _, _ in self.rows}
