@@ -33,5 +33,7 @@ class DistributedCrawl:
         # a killed worker would take with it.  Upserts on the canonical URL make a re-fetched article land once.
         settings.set("NEWSCRAWL_STORAGE_BATCH_SIZE", 1, "project")
         settings["EXTENSIONS"]["newscrawl.distributed.RedisSeeds"] = 0
-        # Next to the network, after the SSRF guard (980): only requests that really go out take a turn.
-        settings["DOWNLOADER_MIDDLEWARES"]["newscrawl.distributed.SharedPolitenessMiddleware"] = 990
+        if settings.getbool("NEWSCRAWL_REDIS_POLITENESS", True):
+            # Where a request goes out: only requests that really reach the site take a turn.
+            for scheme in ("http", "https"):
+                settings["DOWNLOAD_HANDLERS"][scheme] = "newscrawl.distributed.SharedPolitenessHandler"

@@ -15,8 +15,8 @@ What it lacks is added here, each piece in the component Scrapy has for it:
   only from the idle hook and have no ``async def start()``, so the article spider is not made one), keeps idle
   workers waiting for more, wakes them when other workers queue requests, and closes a worker after
   NEWSCRAWL_REDIS_IDLE_TIMEOUT seconds with the whole crawl finished.
-- ``SharedPolitenessMiddleware``: DOWNLOAD_DELAY (or AutoThrottle's current delay) between requests to a site
-  counted across all workers, by a reservation in Redis.
+- ``SharedPolitenessHandler``: DOWNLOAD_DELAY (or AutoThrottle's current delay) between requests to a site
+  counted across all workers, through a per-site key in Redis.
 
 Keys (``NEWSCRAWL_REDIS_KEY_PREFIX`` "newscrawl", spider "article"): see ``FrontierKeys``.
 """
@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from scrapy import Request, signals
+from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
 from scrapy.exceptions import DontCloseSpider, NotConfigured
-from scrapy.utils.httpobj import urlparse_cached
 from scrapy_redis.connection import get_redis
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from scrapy import Spider
     from scrapy.crawler import Crawler
     from scrapy.settings import BaseSettings
-    from scrapy.statscollectors import StatsCollector
+    from scrapy.http import Response
 
 logger = logging.getLogger(__name__)
 
@@ -190,15 +190,19 @@ end
 return moved
 """
 
-# KEYS: the slot's politeness key; ARGV: delay (ms).  Reserves the next free moment for one request to the slot and
-# returns how long to wait for it (ms).  Redis's clock, so workers on machines with skewed clocks agree.
-RESERVE_SCRIPT = """
+# KEYS: the slot's politeness key; ARGV: delay (ms).  A request may go out if none to the slot went out in the last
+# delay: then it is recorded as sent now and 0 is returned, else how long to wait before asking again (ms).  Redis's
+# clock, so workers on machines with skewed clocks agree.
+TURN_SCRIPT = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local free = tonumber(redis.call('GET', KEYS[1]) or '0')
-local start = math.max(now_ms, free)
-redis.call('SET', KEYS[1], tostring(start + tonumber(ARGV[1])), 'PX', start - now_ms + tonumber(ARGV[1]) + 60000)
-return start - now_ms
+local last = tonumber(redis.call('GET', KEYS[1]) or '')
+local delay = tonumber(ARGV[1])
+if last == nil or now_ms >= last + delay then
+  redis.call('SET', KEYS[1], tostring(now_ms), 'PX', delay + 60000)
+  return 0
+end
+return last + delay - now_ms
 """
 
 
@@ -528,43 +532,49 @@ class RedisSeeds:
         raise DontCloseSpider
 
 
-class SharedPolitenessMiddleware:
-    """DOWNLOAD_DELAY between requests to one site, kept across all workers.
+class SharedPolitenessHandler(HTTP11DownloadHandler):
+    """Scrapy's HTTP(S) download handler, keeping DOWNLOAD_DELAY between requests to one site across all workers.
 
-    Each request reserves the next free moment of its download slot (its host) in Redis and waits for it, so N
-    workers together send no more often than one would.  The delay is the slot's current one: DOWNLOAD_DELAY, or what
+    A request goes out only when none to its download slot (its host) went out from any worker in the last delay, as
+    Redis records, so N workers together send no more often than one would.  It waits here, at the moment the
+    request goes out, and not in a downloader middleware: a worker's own download slot may hold a request back after
+    a middleware let it pass, which would bunch it with another worker's.  The delay is the slot's current one: DOWNLOAD_DELAY, or what
     AutoThrottle made of it.  CONCURRENT_REQUESTS_PER_DOMAIN stays per worker.
     """
 
-    def __init__(self, crawler: Crawler, server: Redis, stats: StatsCollector):
-        self.crawler = crawler
-        self.server = server
-        self.stats = stats
-        self.script = server.register_script(RESERVE_SCRIPT)
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> Self:
-        if not crawler.settings.getbool("NEWSCRAWL_REDIS_POLITENESS", True):
-            raise NotConfigured("NEWSCRAWL_REDIS_POLITENESS is off")
-        assert crawler.stats is not None
-        return cls(crawler, redis_from_settings(crawler.settings), crawler.stats)
+    def __init__(self, crawler: Crawler):
+        super().__init__(crawler)
+        self.server = redis_from_settings(crawler.settings)
+        self.script = self.server.register_script(TURN_SCRIPT)
 
     def slot_delay(self, request: Request) -> tuple[str, float]:
-        downloader = self.crawler.engine.downloader
+        downloader = self._crawler.engine.downloader
         key = downloader.get_slot_key(request)
         slot = downloader.slots.get(key)
-        delay = slot.delay if slot is not None else self.crawler.settings.getfloat("DOWNLOAD_DELAY")
+        delay = slot.delay if slot is not None else self._crawler.settings.getfloat("DOWNLOAD_DELAY")
         return key, delay
 
-    async def process_request(self, request: Request) -> None:
-        if urlparse_cached(request).scheme not in ("http", "https"):
-            return None
+    async def download_request(self, request: Request) -> Response:
         key, delay = self.slot_delay(request)
-        if delay <= 0:
-            return None
-        keys = FrontierKeys.from_settings(self.crawler.settings, self.crawler.spider.name)
-        wait_ms = self.script(keys=[keys.politeness(key)], args=[int(delay * 1000)])
-        if wait_ms > 0:
-            self.stats.inc_value("newscrawl/distributed/politeness_waits")
+        if delay > 0:
+            await self.wait_for_turn(key, delay)
+        return await super().download_request(request)
+
+    async def wait_for_turn(self, slot: str, delay: float) -> None:
+        """Wait until no request to the slot has gone out, from any worker, for ``delay`` seconds.
+
+        Asked again after each wait rather than booked ahead: a worker that was busy when its turn came (parsing, a
+        database write) would otherwise send late, next to another worker's request.
+        """
+        key = FrontierKeys.from_settings(self._crawler.settings, self._crawler.spider.name).politeness(slot)
+        stats = self._crawler.stats
+        # Bounded: with many workers on one site a request could lose the race again and again; after this long it
+        # goes out anyway (and is counted), rather than waiting for ever.
+        deadline = time.monotonic() + max(60.0, 100 * delay)
+        while time.monotonic() < deadline:
+            wait_ms = self.script(keys=[key], args=[max(int(delay * 1000), 1)])
+            if wait_ms <= 0:
+                return
+            stats.inc_value("newscrawl/distributed/politeness_waits")
             await asyncio.sleep(wait_ms / 1000)
-        return None
+        stats.inc_value("newscrawl/distributed/politeness_gave_up")

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
-from scrapy.utils.conf import arglist_to_dict
+from scrapy.utils.conf import arglist_to_dict, get_config
 from scrapy.utils.log import configure_logging
 
 from newscrawl.schedule import Crawl, CrawlLock, ScheduleError, load_crawls, start_crawl, utc
+from newscrawl.scrapyd import ScrapydClient, ScrapydError
 from newscrawl.storage import StorageError, open_storage, redact
 
 if TYPE_CHECKING:
@@ -54,13 +55,19 @@ class Command(ScrapyCommand):
             "(every = \"15m\" or cron = \"*/15 * * * *\", UTC). A crawl is due when no run of it started since its "
             "last scheduled time (runs table of its NEWSCRAWL_DATABASE_URL). Each run is a `scrapy crawl` child "
             "holding the crawl's lock in NEWSCRAWL_LOCK_DIR, so a crawl never runs twice at once and a killed run "
-            "frees it. With --once the exit status is 1 when any run failed."
+            "frees it. With --scrapyd URL each due run is queued in Scrapyd (job id <crawl>@<time>) unless a job "
+            "of that crawl is still pending or running there. With --once the exit status is 1 when any run failed "
+            "(or could not be handed to Scrapyd)."
         )
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
         parser.add_argument("--once", action="store_true",
                             help="start the crawls that are due now, wait for them, then exit (for cron or a systemd timer)")
+        parser.add_argument("--scrapyd", metavar="URL",
+                            help="hand due crawls to this Scrapyd (schedule.json) instead of running them here")
+        parser.add_argument("--project", metavar="NAME",
+                            help="the Scrapyd project (default: [deploy] project in scrapy.cfg, else BOT_NAME)")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) != 1:
@@ -78,6 +85,10 @@ class Command(ScrapyCommand):
         self.started: dict[str, datetime] = {}
         self.running: dict[str, Running] = {}
         self.failed = False
+        self.scrapyd: ScrapydClient | None = None
+        if opts.scrapyd:
+            project = opts.project or get_config().get("deploy", "project", fallback=self.settings.get("BOT_NAME"))
+            self.scrapyd = ScrapydClient(opts.scrapyd, project)
         if opts.once:
             self.start_due(datetime.now(timezone.utc))
             while self.running:
@@ -121,6 +132,8 @@ class Command(ScrapyCommand):
             self.start(crawl, now)
 
     def start(self, crawl: Crawl, now: datetime) -> bool:
+        if self.scrapyd is not None:
+            return self.hand_to_scrapyd(self.scrapyd, crawl, now)
         lock = CrawlLock(self.lock_dir, crawl.name)
         if not lock.acquire():
             logger.warning("Crawl %s is still running (lock %s held by pid %s): not started again",
@@ -137,8 +150,25 @@ class Command(ScrapyCommand):
         self.running[crawl.name] = Running(crawl, lock, process, now)
         return True
 
+    def hand_to_scrapyd(self, scrapyd: ScrapydClient, crawl: Crawl, now: datetime) -> bool:
+        """Queue the run in Scrapyd, unless a job of this crawl is still pending or running there."""
+        try:
+            if crawl.name in scrapyd.active_crawls():
+                logger.warning("Crawl %s is still pending or running in Scrapyd (%s): not scheduled again",
+                               crawl.name, scrapyd.url)
+                return False
+            self.abandon_dead_runs(crawl)
+            job = scrapyd.schedule(crawl, self.overrides, now)
+        except ScrapydError as exc:
+            self.failed = True
+            logger.error("Cannot hand crawl %s to Scrapyd: %s", crawl.name, exc)
+            return False
+        logger.info("Handed crawl %s to Scrapyd %s (project %s) as job %s", crawl.name, scrapyd.url, scrapyd.project, job)
+        self.started[crawl.name] = now
+        return True
+
     def abandon_dead_runs(self, crawl: Crawl) -> None:
-        """With the lock held no run of the crawl is alive: rows still "running" belong to killed runs."""
+        """With the lock held (or no Scrapyd job of it) no run of the crawl is alive: "running" rows are dead runs."""
         url = self.database_url(crawl)
         if not url:
             return

@@ -59,6 +59,7 @@ _CREDIT_TAIL = re.compile(
 )
 _SHORTCODE = re.compile(r"^\[\w+[^\]]*\].*\[/\w+\]$|^\[/?\w+(?:\s[^\]]*)?\]$")
 _MARKUP = re.compile(r"<[a-zA-Z/][^>]*>|&lt;[a-zA-Z/]")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?…])\s+|\s+[|·•–—]\s+")
 _SENTENCE_END = re.compile(r"[.!?…]\s*$")
 
 
@@ -201,7 +202,8 @@ class ArticlePage:
             if len(text) > 200:
                 continue
             matches = self.locales.split_labels(text, WHOLE_LABEL_CONCEPTS)
-            if matches:
+            if matches and not (element.tag in HEADING_TAGS and all(m.guessed for m in matches)):
+                # (a sub-heading is never taken for a label only because it mentions AI-made things)
                 candidates.append((start, -end, element, matches))
         candidates.sort(key=lambda c: (c[0], c[1]))
         # Keep the outermost element of nested label elements: "<span><b>Rapporterad av AI</b></span>".
@@ -314,6 +316,15 @@ class ArticlePage:
         for element, matches in self.labels.items():
             concepts = set().union(*(m.concepts for m in matches))
             if not self._is_heading_like(element):
+                # A newsletter or ad box is also known by its button or link ("Subscribe"), or by a label
+                # that opens a short block ("<b>Nieuwsbrief</b><br>Every morning ...").
+                if (
+                    concepts & {"newsletter", "ad_label"}
+                    and (element.tag in ("a", "button") or self._opens_short_block(element))
+                    and not self._inside(element, ("nav", "header", "footer"))
+                ):
+                    kind = "newsletter" if "newsletter" in concepts else "ad"
+                    regions.append(_Region(self._box_of(element), kind, heading=element))
                 continue
             for concept, kind in SECTION_CONCEPTS.items():
                 if concept in concepts and not concepts & {"ai_image", "ai_reported"}:
@@ -325,7 +336,20 @@ class ArticlePage:
                         regions.append(_Region(self._box_of(element), kind, heading=element))
                         break
         regions.extend(self._cookie_banners())
+        # A sign-up form with an e-mail field is a newsletter box, whatever its wrapper is called.
+        for form in self.root.iter("form"):
+            if form in self.page.spans and form.xpath(".//input[@type='email' or contains(@name, 'mail')]"):
+                box = self._box_of(form)
+                if not self._holds_content(box):
+                    regions.append(_Region(box, "newsletter"))
         return regions
+
+    def _opens_short_block(self, element: HtmlElement) -> bool:
+        start = self.page.spans[element][0]
+        for block in self.page.blocks:
+            if block.start <= start < block.end:
+                return not "".join(self.page.pieces[block.start : start]).strip() and len(block.text) <= 400
+        return False
 
     def _holds_title(self, element: HtmlElement) -> bool:
         if self.title_el is None:
@@ -419,6 +443,12 @@ class ArticlePage:
             element
             for element, matches in self.labels.items()
             if set().union(*(m.concepts for m in matches)) & {"cookie_accept", "cookie_decline"}
+        ]
+        # <input type=button value="Accept"> carries its label in an attribute, not in text.
+        buttons += [
+            element
+            for element in self.root.xpath("//body//input[@type='button' or @type='submit'][@value]")
+            if element in self.page.spans and self.locales.is_label(element.get("value"), "cookie_accept", "cookie_decline")
         ]
         if not buttons:
             return regions
@@ -671,7 +701,7 @@ class ArticlePage:
             position = self.page.spans.get(img)
             if position is None or not (scope[0] <= position[0] <= scope[1]):
                 continue
-            if is_decorative_image(img) or self._in_region(position[0]):
+            if is_decorative_image(img) or self._in_region(position[0]) or self._inside_region(img):
                 continue
             src = image_source(img)
             if not src:
@@ -696,6 +726,15 @@ class ArticlePage:
         if isinstance(region.element, _SiblingRun):
             return region.element.span(self.page)
         return self.page.spans.get(region.element, (0, 0))
+
+    def _inside_region(self, element: HtmlElement) -> bool:
+        """An element (an image has no text of its own) inside a chrome or section region."""
+        if not hasattr(self, "_region_elements"):
+            self._region_elements = set()
+            for region in self.regions:
+                members = region.element.elements() if isinstance(region.element, _SiblingRun) else [region.element]
+                self._region_elements.update(members)
+        return any(ancestor in self._region_elements for ancestor in element.iterancestors())
 
     def _in_region(self, piece: int) -> bool:
         return any(start <= piece < end for start, end in self._region_spans)
@@ -739,6 +778,9 @@ class ArticlePage:
             if self._chrome(block.element) == "caption" and self._credit_like(block.element, text):
                 credit = text
                 continue
+            text, tail_label = self._trailing_ai_label(text)
+            if tail_label and not reading.ai_generated:
+                reading.ai_generated, reading.disclosure = True, tail_label
             caption, found_credit = split_credit(text, self.locales)
             if found_credit:
                 credit = found_credit
@@ -753,7 +795,7 @@ class ArticlePage:
                 if credit_text:
                     credit = credit_text
                     caption_parts = [_remove_once(p, credit_text) for p in caption_parts]
-        caption = normalize_space(" ".join(p for p in caption_parts if p)) or None
+        caption = normalize_space(" ".join(p for p in caption_parts if p)).lstrip(".,;:|·•–—- ") or None
         reading.caption = caption
         reading.credit = credit
         for element, matches in self.labels.items():
@@ -771,6 +813,16 @@ class ArticlePage:
             if suffix:
                 reading.ai_generated, reading.disclosure = True, suffix
                 reading.caption = normalize_space(reading.caption.replace(suffix, "")) or None
+
+    def _trailing_ai_label(self, text: str) -> tuple[str, str | None]:
+        """'Caption sentence. Billede: genereret med AI' -> ('Caption sentence.', 'Billede: genereret med AI')."""
+        parts = _SENTENCE_BREAK.split(text)
+        if len(parts) < 2:
+            return text, None
+        matches = self.locales.split_labels(parts[-1], {"ai_image"})
+        if not matches:
+            return text, None
+        return text[: len(text) - len(parts[-1])].rstrip(" |·•–—-"), parts[-1].strip()
 
     @property
     def _used_labels(self) -> set[HtmlElement]:
@@ -834,7 +886,16 @@ class ArticlePage:
     def _related(self) -> list[RelatedReading]:
         teasers: list[RelatedReading] = []
         seen: set[str] = set()
-        for region in self._regions_of("related"):
+        regions = self._regions_of("related")
+        spans = [self._region_span(r) for r in regions]
+        # A teaser card named "related-post" inside the "Related" section is a part, not a section.
+        outermost = [
+            region
+            for region, (start, end) in zip(regions, spans)
+            if not any(o is not region and os <= start and end <= oe and (os, oe) != (start, end)
+                       for o, (os, oe) in zip(regions, spans))
+        ]
+        for region in outermost:
             for teaser in self._teasers(region):
                 if teaser.url not in seen:
                     seen.add(teaser.url)
@@ -899,6 +960,16 @@ class ArticlePage:
                 for block in inner:
                     if not block.ancestors & {"figure", "figcaption"} and self._chrome(block.element) != "caption":
                         return block.element, self.clean_text[block.index]
+            # ... or its first inline child with text, when title and summary are sibling <span>s.
+            node = link
+            for _ in range(4):
+                texts = [(child, self._text_without_labels(child)) for child in node if isinstance(child.tag, str)]
+                texts = [(child, text) for child, text in texts if text]
+                if len(texts) > 1:
+                    return texts[0]
+                if len(texts) != 1:
+                    break
+                node = texts[0][0]
         best: tuple[HtmlElement | None, str | None] = (None, None)
         for link in links:
             text = self._text_without_labels(link)
@@ -922,7 +993,11 @@ class ArticlePage:
                 parts.append(element)
         for img in container.iter(*IMAGE_TAGS):
             wrapper = self._media_wrapper(img, within=container)
-            if wrapper is not None and not any(self._contains_element(wrapper, link) for link in links if link not in card_links):
+            if (
+                wrapper is not None
+                and not (title_el is not None and self._contains_element(wrapper, title_el))
+                and not any(self._contains_element(wrapper, link) for link in links if link not in card_links)
+            ):
                 parts.append(wrapper)
         for part in parts:
             start, end = self.page.spans.get(part, (0, 0))
@@ -939,6 +1014,16 @@ class ArticlePage:
                 return True
             if any({"ai_reported", "ai_image"} <= m.concepts for m in matches) and element not in self._used_labels:
                 return True
+        # A label inside a dateline: "Deventer · vrijdag 14 maart 2025, 16:20 · Gerapporteerd door AI".
+        title_end = self.page.spans[self.title_el][1] if self.title_el is not None else scope_start
+        for block in self.page.blocks:
+            if block.start < scope_start or block.start > title_end + 40 or len(block.text) > 200:
+                continue
+            if block.index in self.block_region:
+                continue
+            for segment in re.split(r"\s[·|•–—]\s", block.text):
+                if self.locales.is_label(segment, "ai_reported") and not self.locales.is_label(segment, "ai_image"):
+                    return True
         for element, value in self.attribute_labels:
             span = self.page.spans.get(element)
             if span and scope_start <= span[0] <= scope_end and self.locales.is_label(value, "ai_reported"):
@@ -1186,7 +1271,12 @@ def split_credit(text: str, locales: LocaleTable) -> tuple[str | None, str | Non
     """'Caption text. Foto: Anna Berg/TT' -> ('Caption text.', 'Foto: Anna Berg/TT')."""
     if text.startswith("©"):
         return None, text
-    for match in re.finditer(r"(?:^|(?<=[.!?)\]»”\"])\s+|\s[|/–—-]\s|\s\()([^\s:()]{2,20}(?:\s[^\s:()]{2,12})?)\s?:", text):
+    for match in re.finditer(
+        r"(?:^|(?<=[.!?)\]»”\"])\s+|\s[|/–—-]\s|\s\()([^\s:()]{2,20}(?:\s[^\s:()]{2,12})?)\s?(:|\.(?=\s))", text
+    ):
+        # "Foto: ..." always; "Fot. ..." only for a short abbreviation, never a sentence's last word.
+        if match.group(2) == "." and len(match.group(1)) > 4:
+            continue
         if locales.is_label(match.group(1), "credit_prefix"):
             caption = text[: match.start()].strip(" |/–—-(") or None
             credit = text[match.start(1) :].strip().rstrip(")") or None
