@@ -158,25 +158,34 @@ def test_a_page_whose_article_was_never_stored_is_fetched_in_full(site, tmp_path
     assert stats["newscrawl/articles/new"] == len(items) == 1 + len(DEPTH_1)
 
 
-def test_a_killed_crawl_loses_and_doubles_nothing(site, tmp_path: Path, database_url: str) -> None:
-    entry = site.url + MANIFEST["entry"]
+def slow_crawl(tmp_path: Path, database_url: str, entry: str) -> subprocess.Popen:
+    """A crawl that takes seconds (one request at a time, half a second apart), writing batches of 3 items."""
     command = [
         sys.executable, "-m", "scrapy", "crawl", "article", "-a", f"url={entry}", "-a", "depth=1",
         "-s", f"NEWSCRAWL_DATABASE_URL={database_url}", "-s", f"NEWSCRAWL_SPOOL_DIR={tmp_path / 'spool'}",
         "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1", "-s", "DOWNLOAD_DELAY=0.5",
         "-s", "NEWSCRAWL_STORAGE_BATCH_SIZE=3",
     ]
-    crawl_process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for_pages(database_url: str, pages: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if counts(database_url)["fetch_state"] >= pages:
+                return
+        except Exception:  # the crawl has not created the schema yet
+            pass
+        time.sleep(0.05)
+
+
+def test_a_killed_crawl_loses_and_doubles_nothing(site, tmp_path: Path, database_url: str) -> None:
+    entry = site.url + MANIFEST["entry"]
+    crawl_process = slow_crawl(tmp_path, database_url, entry)
     try:
         # Kill it outright once it has read a few pages (and so has written a batch and holds a partial one).
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if counts(database_url)["fetch_state"] >= 5:
-                    break
-            except Exception:  # the crawl has not created the schema yet
-                pass
-            time.sleep(0.05)
+        wait_for_pages(database_url, 5)
         crawl_process.send_signal(signal.SIGKILL)
         crawl_process.wait(30)
     finally:
@@ -190,3 +199,32 @@ def test_a_killed_crawl_loses_and_doubles_nothing(site, tmp_path: Path, database
     # Stored before the kill: asked conditionally (304) or, for the start page, found unchanged; the rest: new.
     assert stats.get("newscrawl/articles/new", 0) == 1 + len(DEPTH_1) - killed["articles"]
     assert stats.get("newscrawl/http/not_modified", 0) + stats.get("newscrawl/articles/unchanged", 0) == killed["articles"]
+
+
+def test_a_crawl_stopped_with_sigterm_stores_what_it_read_and_the_next_run_completes_it(
+        site, tmp_path: Path, database_url: str) -> None:
+    entry = site.url + MANIFEST["entry"]
+    crawl_process = slow_crawl(tmp_path, database_url, entry)
+    try:
+        wait_for_pages(database_url, 4)
+        crawl_process.send_signal(signal.SIGTERM)  # Scrapy closes the spider: the pipeline writes its partial batch
+        crawl_process.wait(60)
+    finally:
+        crawl_process.kill()
+    stopped = counts(database_url)
+    storage = open_storage(database_url)
+    try:
+        [run] = storage.runs()
+        stored_pages = sum(1 for url in [entry, *(site.url + path for path in DEPTH_1)]
+                           if (state := storage.fetch_state(url)) is not None and state.stored_at is not None)
+    finally:
+        storage.close()
+    assert run.status == "shutdown" and run.items == stopped["articles"]
+    # Requests already handed to the downloader finish during the shutdown; whatever was read is stored.
+    assert 0 < stopped["articles"] <= 1 + len(DEPTH_1)
+    assert stored_pages == stopped["articles"]
+
+    items, stats = crawl(tmp_path, database_url, "-a", f"url={entry}", "-a", "depth=1")
+    after = counts(database_url)
+    assert after["articles"] == after["article_versions"] == 1 + len(DEPTH_1)
+    assert stats.get("newscrawl/articles/new", 0) == 1 + len(DEPTH_1) - stopped["articles"]
