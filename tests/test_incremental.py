@@ -228,3 +228,17 @@ def test_a_crawl_stopped_with_sigterm_stores_what_it_read_and_the_next_run_compl
     after = counts(database_url)
     assert after["articles"] == after["article_versions"] == 1 + len(DEPTH_1)
     assert stats.get("newscrawl/articles/new", 0) == 1 + len(DEPTH_1) - stopped["articles"]
+
+
+def test_a_feed_is_read_in_full_every_run_and_its_articles_conditionally(site, tmp_path: Path, database_url: str) -> None:
+    feed = site.url + MANIFEST["feeds"]["rss"]
+    args = ("-a", f"feed={feed}", "-a", "depth=0")
+    items, stats = crawl(tmp_path, database_url, *args)
+    assert stats["newscrawl/articles/new"] == len(items) > 0
+    site.clear_requests()
+    again, stats = crawl(tmp_path, database_url, *args)
+    fetched_in_full = {path for method, path, headers in site.requests
+                       if method == "GET" and "If-None-Match" not in headers and "If-Modified-Since" not in headers}
+    assert MANIFEST["feeds"]["rss"] in fetched_in_full
+    assert stats["newscrawl/http/not_modified"] == len(items) and again == []
+    assert stats.get("newscrawl/articles/new", 0) == 0

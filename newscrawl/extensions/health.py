@@ -143,8 +143,12 @@ class HealthReport:
             problems.append(f"error ratio {health.error_ratio:.2f} > NEWSCRAWL_HEALTH_MAX_ERROR_RATIO {self.max_error_ratio}")
         if self.max_empty_ratio is not None and health.empty_ratio > self.max_empty_ratio:
             problems.append(f"not-article ratio {health.empty_ratio:.2f} > NEWSCRAWL_HEALTH_MAX_EMPTY_RATIO {self.max_empty_ratio}")
-        if self.min_items is not None and health.items < self.min_items:
-            problems.append(f"{health.items} items < NEWSCRAWL_HEALTH_MIN_ITEMS {self.min_items}")
+        # An incremental run over an unchanged site yields few items: articles the server answered 304 for (or
+        # that NEWSCRAWL_REVISIT_AFTER skipped) are known current, and count towards the minimum.
+        current = sum(health.counters.get(f"newscrawl/http/{key}", 0) for key in ("not_modified", "revisit_skipped"))
+        if self.min_items is not None and health.items + current < self.min_items:
+            known = f" (+{current} not modified)" if current else ""
+            problems.append(f"{health.items} items{known} < NEWSCRAWL_HEALTH_MIN_ITEMS {self.min_items}")
         return problems
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
