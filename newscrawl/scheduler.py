@@ -27,14 +27,15 @@ RUNNING_MARKER = "newscrawl.running"
 class ResumableScheduler(Scheduler):
     """Resumes a JOBDIR after a clean stop as Scrapy does, and starts it over after a crash.
 
-    Scrapy writes the pending queue (``requests.queue/active.json``) only when a crawl closes, but appends to
-    ``requests.seen`` as each request is scheduled. After a kill, ``requests.seen`` names pages that were only queued,
-    or fetched with their items still in the storage batch, and no queue will hand them out again: a resume would
-    filter them and every link on them for good. Keeping only the fingerprints of stored pages would not do either:
-    the links found on those pages were in the lost queue. So a crawl marks the job directory while it runs; a crawl
-    that finds the mark forgets the dead run's queue and fingerprints and starts again from its start URLs. Stored
-    rows stay (storage upserts one row per article, and asks conditionally for pages stored before), so the two runs
-    together store every reachable article, each once.
+    Scrapy writes the pending queue's state (``requests.queue/active.json``, queue file headers) only when a
+    crawl closes, but appends to ``requests.seen`` as each request is scheduled. After a kill, the queue files no
+    longer match the state an earlier pause wrote (Scrapy then fails on every pop), and ``requests.seen`` names pages
+    only queued, or fetched with their items still in the storage batch, that no queue will hand out again: a resume
+    would filter them, and every link on them, for good. Keeping only the fingerprints of stored pages would not do
+    either: the links found on those pages were in the lost queue. So a crawl marks the job directory while it runs;
+    a crawl that finds the mark forgets the dead run's queue and fingerprints and starts again from its start URLs.
+    Stored rows stay (storage upserts one row per article, and asks conditionally for pages stored before), so the
+    runs together store every reachable article, each once.
     """
 
     @classmethod
