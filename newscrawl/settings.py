@@ -112,6 +112,10 @@ NEWSCRAWL_HEALTH_MIN_ITEMS = 1
 # With JOBDIR, a crawl killed mid-way (SIGKILL, OOM) is started over from its start URLs by the next crawl in the same
 # directory, instead of resuming a queue that was never written; a cleanly stopped one resumes as Scrapy resumes it.
 SCHEDULER = "newscrawl.scheduler.ResumableScheduler"
+# Scrapy's cookie handling (tldextract) would download the Public Suffix List on first use, outside the downloader and
+# its SSRF guard: this extension makes it read the list bundled with tldextract. False lets it download again.
+EXTENSIONS = {**EXTENSIONS, "newscrawl.extensions.psl.OfflinePublicSuffixList": 0}
+NEWSCRAWL_PSL_OFFLINE = True
 
 # --- incremental and scheduled crawls (issue 6) ---
 DOWNLOADER_MIDDLEWARES = {
