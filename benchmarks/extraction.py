@@ -4,6 +4,9 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/extraction.py [--rounds 5] [--limit N] [--profile]
 
+``--profile`` then shows where newscrawl's time goes over the eval pages (pyinstrument, from the ``bench``
+extra, or cProfile without it).
+
 Each contender handles the same bytes of the same pages in the same process. Rounds are interleaved
 (the order of contenders rotates every round) and the best round of each counts, so a noisy neighbour
 on a shared machine costs every contender alike. The ratios printed are the figures to read; absolute
@@ -142,7 +145,20 @@ def report(label: str, pages: list[Page], rounds: int) -> dict[str, float]:
 
 
 def profile(pages: list[Page], top: int) -> None:
-    """Where newscrawl's time goes, by function, over one pass (cProfile, cumulative and own time)."""
+    """Where newscrawl's time goes over one pass: pyinstrument's call tree when installed, else cProfile."""
+    run_newscrawl(pages[:3])  # warm-up: the language model and the locale table load once per process
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        Profiler = None
+    if Profiler is not None:
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        run_newscrawl(pages)
+        profiler.stop()
+        print(f"\n== pyinstrument profile of newscrawl over {len(pages)} pages")
+        print(profiler.output_text(unicode=False, color=False))
+        return
     import cProfile
     import pstats
 
@@ -151,9 +167,9 @@ def profile(pages: list[Page], top: int) -> None:
     run_newscrawl(pages)
     profiler.disable()
     stats = pstats.Stats(profiler, stream=sys.stdout)
-    print(f"\n== profile of newscrawl over {len(pages)} pages (own time, top {top})")
+    print(f"\n== cProfile of newscrawl over {len(pages)} pages (own time, top {top}; pip install pyinstrument for a tree)")
     stats.sort_stats("tottime").print_stats(top)
-    print(f"== profile (cumulative time, top {top})")
+    print(f"== cProfile (cumulative time, top {top})")
     stats.sort_stats("cumulative").print_stats(top)
 
 
@@ -162,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the best of each counts")
     parser.add_argument("--limit", "--pages", type=int, default=None, help="use only the first N pages of each set")
     parser.add_argument("--profile", action="store_true", help="also profile newscrawl over the eval pages")
-    parser.add_argument("--top", type=int, default=30, help="functions to list in the profile")
+    parser.add_argument("--top", type=int, default=30, help="functions to list in a cProfile listing")
     args = parser.parse_args(argv)
 
     sets = [("fixtures", fixture_pages(args.limit)), ("eval", eval_pages(args.limit))]
