@@ -12,7 +12,7 @@ ENTRY := /sv/artikel/sydkoreansk-sandebud-lovar-narmare-samarbete
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench,distributed]'
 	touch $@
 
 test: $(STAMP)

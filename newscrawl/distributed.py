@@ -44,6 +44,8 @@ from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 from twisted.internet import task
 
+from newscrawl.spiders.article import HOPS, SEED_KINDS
+
 if TYPE_CHECKING:
     from typing import Self
 
@@ -55,7 +57,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SEED_KINDS = ("page", "sitemap", "feed", "auto")
+#: Queue score of one hop: more than any request priority Scrapy's components give (redirects +2, retries -1).
+HOPS_WEIGHT = 1000
 
 
 @dataclass(frozen=True)
@@ -281,7 +284,16 @@ class CanonicalDupeFilter(RFPDupeFilter):
 
 
 class LeasedPriorityQueue(PriorityQueue):
-    """scrapy-redis's priority queue whose pop leases the request to a worker instead of forgetting it."""
+    """scrapy-redis's priority queue whose pop leases the request to a worker instead of forgetting it.
+
+    Ordered by hops from the seeds first, then by priority: breadth-first, so that a page is first reached by its
+    shortest path.  The shared dupefilter refuses a page a second time, so a shorter path found after the page
+    was fetched cannot pass its shorter distance on to the page's links as it does within one worker.
+    """
+
+    def push(self, request: Request) -> None:
+        score = request.meta.get(HOPS, 0) * HOPS_WEIGHT - request.priority
+        self.server.execute_command("ZADD", self.key, score, self._encode_request(request))
 
     def pop_leased(self, keys: FrontierKeys, worker: str, ttl_ms: int) -> tuple[int, bytes, float] | None:
         """(domains count, member, score) of the request now leased to ``worker``; (domains count,) when empty."""

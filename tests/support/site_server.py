@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -79,23 +80,30 @@ def resolve(root: Path, url_path: str) -> tuple[str, Path | str | None]:
 
 
 class RequestLog:
-    """Thread-safe, append-only log of (method, path_with_query, headers_dict)."""
+    """Thread-safe, append-only log of (method, path_with_query, headers_dict), with the time.monotonic() of each."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._items: list[tuple[str, str, dict[str, str]]] = []
+        self._times: list[float] = []
 
     def append(self, item):
         with self._lock:
             self._items.append(item)
+            self._times.append(time.monotonic())
 
     def snapshot(self) -> list[tuple[str, str, dict[str, str]]]:
         with self._lock:
             return list(self._items)
 
+    def times(self) -> list[float]:
+        with self._lock:
+            return list(self._times)
+
     def clear(self):
         with self._lock:
             self._items.clear()
+            self._times.clear()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -115,6 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _respond(self, send_body: bool):
         self.server.log.append((self.command, self.path, dict(self.headers.items())))
+        if self.server.latency:
+            time.sleep(self.server.latency)  # a server that takes its time, each request in its own thread
         url_path = urlsplit(self.path).path or "/"
         kind, target = resolve(self.server.root, url_path)
         if kind == "redirect":
@@ -147,10 +157,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr, root: Path, verbose: bool):
+    def __init__(self, addr, root: Path, verbose: bool, latency: float = 0.0):
         super().__init__(addr, _Handler)
         self.root = root
         self.verbose = verbose
+        self.latency = latency
         self.log = RequestLog()
         host, port = self.server_address[:2]
         self.origin = f"http://{host}:{port}"
@@ -159,11 +170,12 @@ class _Server(ThreadingHTTPServer):
 class SiteServer:
     """A running server.  Use as a context manager or call stop()."""
 
-    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0, verbose: bool = False):
+    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0, verbose: bool = False,
+                 latency: float = 0.0):
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise FileNotFoundError(self.root)
-        self._server = _Server((host, port), self.root, verbose)
+        self._server = _Server((host, port), self.root, verbose, latency)
         self.host = host
         self.port = self._server.server_address[1]
         self.url = self._server.origin
@@ -180,6 +192,11 @@ class SiteServer:
     def paths(self, method: str | None = "GET") -> list[str]:
         """Request paths (with query) in order, optionally only for one method."""
         return [p for m, p, _ in self.requests if method is None or m == method]
+
+    def timed_paths(self, method: str | None = "GET") -> list[tuple[float, str]]:
+        """(time.monotonic() when received, path with query) of each request, in order."""
+        timed = zip(self._server.log.times(), self._server.log.snapshot())
+        return [(at, path) for at, (m, path, _) in timed if method is None or m == method]
 
     def clear_requests(self) -> None:
         self._server.log.clear()
@@ -202,9 +219,10 @@ class SiteServer:
         return f"<SiteServer {self.url} root={self.root}>"
 
 
-def serve_directory(root: Path, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> SiteServer:
-    """Start serving `root` in a background thread and return the running SiteServer."""
-    return SiteServer(root, host=host, port=port, verbose=verbose)
+def serve_directory(root: Path, host: str = "127.0.0.1", port: int = 0, verbose: bool = False,
+                    latency: float = 0.0) -> SiteServer:
+    """Start serving `root` in a background thread and return the running SiteServer; each answer waits `latency` s."""
+    return SiteServer(root, host=host, port=port, verbose=verbose, latency=latency)
 
 
 def main(argv=None) -> int:
