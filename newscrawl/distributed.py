@@ -324,6 +324,7 @@ class LeasedScheduler(Scheduler):
         scheduler.lease_timeout = crawler.settings.getfloat("NEWSCRAWL_REDIS_LEASE_TIMEOUT", 30.0)
         if scheduler.lease_timeout <= 0:
             raise ValueError("NEWSCRAWL_REDIS_LEASE_TIMEOUT must be more than 0 seconds")
+        scheduler.prefetch = max(crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN"), 1)
         scheduler.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         scheduler.leases = {}
         scheduler.domain_count = -1
@@ -336,6 +337,8 @@ class LeasedScheduler(Scheduler):
     crawler: Crawler
     lease_timeout: float
     worker: str
+    prefetch: int
+    """Requests a worker takes ahead of its downloads: more wait in its download slots while others idle."""
     leases: dict[Request, bytes]
     domain_count: int
     ticks: task.LoopingCall | None
@@ -417,6 +420,10 @@ class LeasedScheduler(Scheduler):
             self.server.hdel(self.keys.inflight(self.worker), *members)
             self.stats.inc_value("newscrawl/distributed/finished", len(members))
 
+    def waiting_for_download(self) -> int:
+        """Requests this worker took that wait in its download slots, not yet sent."""
+        return sum(len(slot.queue) for slot in self.crawler.engine.downloader.slots.values())
+
     def refresh_domains(self) -> None:
         """The spider's allowed domains: its own (-a) and those of every seed of the crawl."""
         spider = self.spider
@@ -438,6 +445,10 @@ class LeasedScheduler(Scheduler):
 
     def next_request(self) -> Request | None:
         self.release_finished()
+        if self.waiting_for_download() >= self.prefetch:
+            # Scrapy takes up to CONCURRENT_REQUESTS requests from its scheduler, however few it may download at
+            # once per site: in a shared frontier those would wait here while other workers sit idle.
+            return None
         reply = self.queue.pop_leased(self.keys, self.worker, self.ttl_ms)
         if reply[0] != self.domain_count:
             self.refresh_domains()
@@ -495,10 +506,15 @@ class RedisSeeds:
             self.poll.stop()
 
     def check(self) -> None:
-        """Wake the engine as soon as the queue or the seeds list has something (a busy engine takes it anyway)."""
+        """Keep the shared queue fed from the seeds, and wake the engine as soon as the queue has something."""
         with self.server.pipeline(transaction=False) as pipe:
-            waiting = sum(pipe.zcard(self.keys.requests).llen(self.keys.seeds).execute())
-        if waiting:
+            queued, seeds = pipe.zcard(self.keys.requests).llen(self.keys.seeds).execute()
+        if seeds and not queued:
+            # A worker reads seeds when idle; a long list of page seeds would otherwise reach the queue only a
+            # batch at a time, each time a worker ran dry.
+            self.feed(self.crawler.spider, self.pop_seeds())
+            queued = 1
+        if queued:
             wake(self.crawler)
 
     def pop_seeds(self) -> list[tuple[str, str]]:
@@ -515,20 +531,24 @@ class RedisSeeds:
                 seeds.append(seed)
         return seeds
 
+    def feed(self, spider: Spider, seeds: list[tuple[str, str]]) -> None:
+        """The spider's requests for the seeds, into the shared queue."""
+        hosts = {urlsplit(url).hostname for url, _ in seeds} - {None}
+        if hosts:  # seeds pushed without `scrapy seed` (redis-cli) bring their domains too
+            self.server.sadd(self.keys.domains, *sorted(hosts))
+        for url, kind in seeds:
+            logger.info("Seed (%s): %s", kind, url)
+            self.crawler.stats.inc_value("newscrawl/seeds/read")
+            try:
+                for request in spider.seed_requests(url, kind):
+                    self.crawler.engine.crawl(request)
+            except ValueError as exc:
+                logger.warning("Ignored seed %s: %s", url, exc)
+
     def spider_idle(self, spider: Spider) -> None:
         seeds = self.pop_seeds()
         if seeds:
-            hosts = {urlsplit(url).hostname for url, _ in seeds} - {None}
-            if hosts:  # seeds pushed without `scrapy seed` (redis-cli) bring their domains too
-                self.server.sadd(self.keys.domains, *sorted(hosts))
-            for url, kind in seeds:
-                logger.info("Seed (%s): %s", kind, url)
-                self.crawler.stats.inc_value("newscrawl/seeds/read")
-                try:
-                    for request in spider.seed_requests(url, kind):
-                        self.crawler.engine.crawl(request)
-                except ValueError as exc:
-                    logger.warning("Ignored seed %s: %s", url, exc)
+            self.feed(spider, seeds)
             self.finished_since = None
             raise DontCloseSpider
         status = frontier_status(self.server, self.keys)

@@ -30,6 +30,9 @@ CONCEPTS = frozenset(
         "byline_prefix",
         "comments",
         "navigation",
+        "popular_heading",
+        "factbox_heading",
+        "dateline_word",
         "ai_term",
         "image_term",
         "generated_term",
@@ -106,7 +109,18 @@ class LocaleTable:
         """The labels a line consists of, in order, or None when any part of it is not a label.
 
         "Rapporterad av AI Bild genererad av AI" gives two matches; a sentence of prose gives None.
+        Pages repeat their chrome line for line, so answers are remembered (a bounded cache).
         """
+        key = (text, concepts if concepts is None or isinstance(concepts, frozenset) else frozenset(concepts))
+        cache = self.__dict__.setdefault("_split_cache", {})
+        if key in cache:
+            return cache[key]
+        if len(cache) > 50_000:
+            cache.clear()
+        result = cache[key] = self._split_labels(text, key[1])
+        return result
+
+    def _split_labels(self, text: str, concepts: frozenset[str] | None) -> list[LabelMatch] | None:
         stripped = " ".join(text.split())
         if not stripped or len(stripped) > 200:
             return None
@@ -131,13 +145,31 @@ class LocaleTable:
         return matches or None
 
     def _explained(self, word: str) -> bool:
-        return any(
-            any(word.startswith(stem) if len(stem) >= 4 else word == stem for stem in phrase)
-            for concept in ("ai_term", "image_term", "generated_term", "text_term")
-            for phrase in self._terms[concept]
-        )
+        for concept in ("ai_term", "image_term", "generated_term", "text_term"):
+            short, long = self._term_index(concept)
+            if word in short or word.startswith(long):
+                return True
+        return False
+
+    def _term_index(self, concept: str) -> tuple[frozenset[str], tuple[str, ...]]:
+        """Short stems to match whole, long stems to match as prefixes (``str.startswith`` takes a tuple)."""
+        try:
+            return self._term_indexes[concept]
+        except AttributeError:
+            self._term_indexes: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
+        except KeyError:
+            pass
+        stems = [stem for phrase in self._terms[concept] for stem in phrase]
+        index = (frozenset(s for s in stems if len(s) < 4), tuple(s for s in stems if len(s) >= 4))
+        self._term_indexes[concept] = index
+        return index
 
     def _has_term(self, words: list[str], concept: str) -> bool:
+        short, long = self._term_index(concept)
+        # Most lines name no term at all: one pass in C rules them out before the per-phrase test.
+        if not any(w in short or w.startswith(long) for w in words):
+            return False
+
         def present(stem: str) -> bool:
             return any(w.startswith(stem) if len(stem) >= 4 else w == stem for w in words)
 

@@ -93,8 +93,8 @@ class SeparatePipeline:
 
     def label_kind(self, paragraph: str) -> str | None:
         matches = self.labels.split_labels(paragraph)
-        if not matches:
-            return None
+        if not matches or any(m.guessed for m in matches):
+            return None  # only a label the table spells out is sure enough to take out of the body
         concepts = sorted(matches[0].concepts)
         return next((LABEL_KINDS[c] for c in concepts if c in LABEL_KINDS), "other")
 

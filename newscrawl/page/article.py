@@ -17,6 +17,7 @@ from urllib.parse import urljoin
 
 from lxml.html import HtmlElement
 from parsel import Selector
+from w3lib.html import remove_tags, replace_entities
 
 from newscrawl.locales import LabelMatch, LocaleTable, default_locale_table
 from newscrawl.page.dom import HEADING_TAGS, Block, PageText, element_tag, linearize, normalize_space
@@ -38,12 +39,24 @@ LABEL_KINDS = {
     "newsletter": "newsletter",
     "share": "share",
     "navigation": "navigation",
+    "popular_heading": "section_heading",
+    "factbox_heading": "section_heading",
 }
 # Concepts matched as a whole element's text; prefixes ("Foto:", "By") are matched elsewhere.
 WHOLE_LABEL_CONCEPTS = frozenset(LABEL_KINDS)
-SECTION_CONCEPTS = {"related_heading": "related", "social_heading": "social", "comments": "comments"}
+SECTION_CONCEPTS = {
+    "related_heading": "related",
+    "social_heading": "social",
+    "comments": "comments",
+    "popular_heading": "popular",  # other articles, but not related ones: boilerplate
+}
 # Chrome that wraps a labelled box inside the article: only the box goes, never the text after it.
-BOX_CONCEPTS = {"ad_label": "ad", "newsletter": "newsletter", "cookie_phrase": "cookie_banner"}
+BOX_CONCEPTS = {
+    "ad_label": "ad",
+    "newsletter": "newsletter",
+    "cookie_phrase": "cookie_banner",
+    "factbox_heading": "factbox",
+}
 _DATE_ONLY = re.compile(
     r"^(?:[A-Za-zÀ-ÿ]+\.?,?\s+)?(?:\d{1,4}[-./ ]\s*(?:\d{1,2}|[A-Za-zÀ-ÿ]+\.?)[-./ ,]\s*\d{2,4})"
     r"(?:,?\s*(?:kl\.?|at|um|à|a las|alle|om)?\s*\d{1,2}[:.]\d{2}(?:\s*[AaPp][Mm])?)?$"
@@ -57,6 +70,9 @@ _CREDIT_TAIL = re.compile(
     r"|\|\s*(?:Getty Images|Reuters|AFP|AP|Bloomberg)[^|]{0,40})\s*\.?$",
     re.IGNORECASE,
 )
+_BREADCRUMB = re.compile(r"\s[>›»/]\s")
+_WORD = re.compile(r"[^\W\d_]+(?:\s(?:à|a)\s(?:jour))?")
+_LETTERS = re.compile(r"[^\W\d_]")
 _SHORTCODE = re.compile(r"^\[\w+[^\]]*\].*\[/\w+\]$|^\[/?\w+(?:\s[^\]]*)?\]$")
 _MARKUP = re.compile(r"<[a-zA-Z/][^>]*>|&lt;[a-zA-Z/]")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?…])\s+|\s+[|·•–—]\s+")
@@ -134,6 +150,14 @@ class ArticlePage:
         self.root: HtmlElement = root if isinstance(root, HtmlElement) else None
         base = self.root.xpath("//base/@href") if self.root is not None else []
         self.base_url = urljoin(url, base[0].strip()) if base else url
+        if self.base_url.startswith("file:") and self.root is not None:
+            # A saved page's links belong to the site it was saved from, not to the local disk.
+            canonical = self.root.xpath(
+                "//head/link[@rel='canonical']/@href | //head/meta[@property='og:url']/@content"
+            )
+            web = [c.strip() for c in canonical if c.strip().startswith(("http://", "https://"))]
+            if web:
+                self.base_url = web[0]
 
     # ---- entry point ------------------------------------------------------------------------------------
 
@@ -213,17 +237,6 @@ class ArticlePage:
                 continue
             self.labels[element] = matches
             last_end = -neg_end
-        self.label_pieces = set()
-        for element in self.labels:
-            start, end = page.spans[element]
-            self.label_pieces.update(range(start, end))
-        self.clean_text: dict[int, str] = {}
-        for block in page.blocks:
-            if any(i in self.label_pieces for i in range(block.start, block.end)):
-                kept = [page.pieces[i] for i in range(block.start, block.end) if i not in self.label_pieces]
-                self.clean_text[block.index] = normalize_space("".join(kept))
-            else:
-                self.clean_text[block.index] = block.text
         # Labels carried only by attributes: an overlay badge with aria-label, a title tooltip.
         self.attribute_labels: list[tuple[HtmlElement, str]] = []
         for element in self.root.xpath("//body//*[@aria-label or @title][not(self::a)][not(self::img)]"):
@@ -232,6 +245,22 @@ class ArticlePage:
                 if value and self.locales.is_label(value, "ai_image", "ai_reported"):
                     self.attribute_labels.append((element, value))
                     break
+        self.label_pieces = set()
+        for element in self.labels:
+            start, end = page.spans[element]
+            self.label_pieces.update(range(start, end))
+        for element, _ in self.attribute_labels:
+            # The badge's own glyph or abbreviation ("IA", "✦") is part of the label, not of a caption.
+            start, end = page.spans.get(element, (0, 0))
+            if sum(len(p) for p in page.pieces[start:end]) <= 12:
+                self.label_pieces.update(range(start, end))
+        self.clean_text: dict[int, str] = {}
+        for block in page.blocks:
+            if any(i in self.label_pieces for i in range(block.start, block.end)):
+                kept = [page.pieces[i] for i in range(block.start, block.end) if i not in self.label_pieces]
+                self.clean_text[block.index] = normalize_space("".join(kept))
+            else:
+                self.clean_text[block.index] = block.text
 
     def _label_concepts(self, element: HtmlElement) -> set[str]:
         return set().union(*(m.concepts for m in self.labels.get(element, [])))
@@ -342,7 +371,9 @@ class ArticlePage:
                 box = self._box_of(form)
                 if not self._holds_content(box):
                     regions.append(_Region(box, "newsletter"))
-        return regions
+        # Where a class name and a visible heading both speak for one box, the heading says what it is.
+        labelled = {id(r.element) for r in regions if r.heading is not None}
+        return [r for r in regions if r.heading is not None or id(r.element) not in labelled]
 
     def _opens_short_block(self, element: HtmlElement) -> bool:
         start = self.page.spans[element][0]
@@ -600,10 +631,12 @@ class ArticlePage:
 
     def _is_standfirst(self, block: Block) -> bool:
         text = self.clean_text[block.index]
+        # Some sites set the standfirst as an <h2> under the headline: a long sentence, not a heading.
+        heading_as_lead = block.tag in HEADING_TAGS and len(text) >= 80 and bool(_SENTENCE_END.search(text))
         return (
             len(text) >= 60
             and block.link_density < 0.2
-            and block.tag not in HEADING_TAGS
+            and (block.tag not in HEADING_TAGS or heading_as_lead)
             and not block.ancestors & {"figure", "figcaption", "a", "nav", "footer"}
             and self._body_exclusion(block) is None
         )
@@ -632,6 +665,8 @@ class ArticlePage:
             return "byline"
         if self.locales.prefix(text, "read_more") and block.link_chars:
             return "read_more"
+        if len(text) < 80 and _BREADCRUMB.search(text) and not _SENTENCE_END.search(text):
+            return "navigation"  # "Region > Konstanz"
         if _SHORTCODE.match(text):
             return "shortcode"  # an unrendered CMS shortcode: "[button link=...]Send us...[/button]"
         if self.locales.prefix(text, "credit_prefix") and len(text) < 120 and not _SENTENCE_END.search(text):
@@ -653,13 +688,19 @@ class ArticlePage:
         return None
 
     def _is_byline(self, block: Block, text: str) -> bool:
-        if len(text) > 120:
+        if len(text) > 200:
             return False
         if _DATE_ONLY.match(text) or (block.element.find(".//time") is not None and len(text) < 60):
             return True
         words = text.split()
-        if len(words) <= 7 and words and self.locales.is_label(words[0], "byline_prefix") and len(words) > 1:
-            return words[1][:1].isupper()
+        has_digit = any(ch.isdigit() for ch in text)
+        # "Publicerad 12 mars 2025 kl. 08.14", "Von der KI-Redaktion | 18.05.2025, 11:20 Uhr"
+        if has_digit and len(text) < 160 and any(self.locales.is_label(w, "dateline_word") for w in _WORD.findall(text)):
+            return True
+        if words and self.locales.is_label(words[0], "byline_prefix") and len(words) > 1:
+            if has_digit and len(text) < 160 and not _SENTENCE_END.search(text):
+                return True
+            return len(words) <= 7 and words[1][:1].isupper()
         return False
 
     def _paragraphs(self, blocks: list[Block]) -> list[str]:
@@ -713,10 +754,10 @@ class ArticlePage:
             alt = normalize_space(img.get("alt") or "") or None
             reading = ImageReading(src=src, alt=alt)
             self._caption_image(img, reading)
-            if alt and not reading.ai_generated:
-                suffix = self.locales.disclosure_suffix(alt)
-                if suffix or self.locales.is_label(alt, "ai_image"):
-                    reading.ai_generated, reading.disclosure = True, suffix or alt
+            if not reading.ai_generated:
+                found = self._alt_disclosure(alt) or self._alt_disclosure(normalize_space(img.get("title") or ""))
+                if found:
+                    reading.ai_generated, reading.disclosure = True, found
             images.append((img, reading))
         self._attach_loose_labels(images)
         # Blocks used as captions must not count as body: recompute body exclusions lazily.
@@ -752,7 +793,7 @@ class ArticlePage:
             if len(list(parent.iter(*IMAGE_TAGS))) > 1:
                 return None
             texts = [self.clean_text[b.index] for b in self.page.blocks_in(parent)]
-            texts = [t for t in texts if t]
+            texts = [t for t in texts if _LETTERS.search(t)]  # an icon glyph ("✦") is not a caption
             if texts:
                 # A caption is one short block, perhaps with a credit line; prose means we climbed too far.
                 if sum(map(len, texts)) > 500 or len(texts) > 3 or (len(texts) == 3 and min(map(len, texts)) > 80):
@@ -764,6 +805,11 @@ class ArticlePage:
     def _caption_image(self, img: HtmlElement, reading: ImageReading) -> None:
         figure = next((a for a in img.iterancestors() if a.tag == "figure"), None)
         wrapper = figure if figure is not None else self._media_wrapper(img)
+        if wrapper is None or not any(_LETTERS.search(self.clean_text[b.index]) for b in self.page.blocks_in(wrapper)):
+            sibling = self._caption_sibling(wrapper if wrapper is not None else img)
+            if sibling is not None:
+                self._label_image_from(wrapper, reading)
+                wrapper = sibling
         if wrapper is None:
             return
         caption_parts: list[str] = []
@@ -778,6 +824,8 @@ class ArticlePage:
             if self._chrome(block.element) == "caption" and self._credit_like(block.element, text):
                 credit = text
                 continue
+            if not _LETTERS.search(text):
+                continue
             text, tail_label = self._trailing_ai_label(text)
             if tail_label and not reading.ai_generated:
                 reading.ai_generated, reading.disclosure = True, tail_label
@@ -786,11 +834,13 @@ class ArticlePage:
                 credit = found_credit
             if caption:
                 caption_parts.append(caption)
-        # Inline credits in a <span class="credit"> inside the caption block.
+        # Inline credits in a <span class="credit"> or a <cite> inside the caption block.
         for element in wrapper.iter():
             if element is wrapper or not isinstance(element.tag, str):
                 continue
-            if self._chrome(element) == "caption" and self._credit_like(element, self.page.text_of(element)):
+            if element.tag == "cite" or (
+                self._chrome(element) == "caption" and self._credit_like(element, self.page.text_of(element))
+            ):
                 credit_text = self.page.text_of(element)
                 if credit_text:
                     credit = credit_text
@@ -813,6 +863,56 @@ class ArticlePage:
             if suffix:
                 reading.ai_generated, reading.disclosure = True, suffix
                 reading.caption = normalize_space(reading.caption.replace(suffix, "")) or None
+
+    def _alt_disclosure(self, text: str | None) -> str | None:
+        """An AI label in an alt text or tooltip: whole, as a suffix, as a prefix or as one of its parts."""
+        if not text:
+            return None
+        if self.locales.split_labels(text, {"ai_image"}):
+            return text
+        suffix = self.locales.disclosure_suffix(text)
+        if suffix:
+            return suffix
+        head, sep, _ = text.partition(":")
+        if sep and self.locales.split_labels(head + ":", {"ai_image"}):
+            return head.strip()  # "AI illustration: a tram on a viaduct"
+        for part in re.split(r"\s*[,;|–—]\s*|\s+-\s+", text):
+            if part != text and self.locales.split_labels(part, {"ai_image"}):
+                return part.strip()  # "The quays, image générée par IA, with families"
+        return None
+
+    def _caption_sibling(self, element: HtmlElement) -> HtmlElement | None:
+        """A caption-named element right after (or before) the image's box: "<div><img></div><p class=caption>"."""
+        node = element
+        for _ in range(3):
+            for sibling in (node.getnext(), node.getprevious()):
+                if sibling is None or not isinstance(sibling.tag, str):
+                    continue
+                if sibling.tag == "figcaption" or self._chrome(sibling) == "caption":
+                    if next(sibling.iter(*IMAGE_TAGS), None) is None and self.page.length_of(sibling) < 500:
+                        return sibling
+            parent = node.getparent()
+            if parent is None or any(parent is root for root in self.body_roots) or next(
+                (i for i in parent.iter(*IMAGE_TAGS) if i is not element and element not in i.iterancestors()), None
+            ) is not None and len(list(parent.iter(*IMAGE_TAGS))) > 1:
+                return None
+            node = parent
+        return None
+
+    def _label_image_from(self, box: HtmlElement | None, reading: ImageReading) -> None:
+        """AI labels in the image's own box, when its caption stands outside it."""
+        if box is None:
+            return
+        for element, matches in self.labels.items():
+            if self._contains_element(box, element):
+                for match in matches:
+                    if "ai_image" in match.concepts and not reading.ai_generated:
+                        reading.ai_generated, reading.disclosure = True, match.text
+                self._used_labels.add(element)
+        for element, value in self.attribute_labels:
+            if (element is box or box in element.iterancestors()) and not reading.ai_generated:
+                reading.ai_generated, reading.disclosure = True, value
+                self._used_labels.add(element)
 
     def _trailing_ai_label(self, text: str) -> tuple[str, str | None]:
         """'Caption sentence. Billede: genereret med AI' -> ('Caption sentence.', 'Billede: genereret med AI')."""
@@ -1160,6 +1260,22 @@ class ArticlePage:
             reading.images = _next_images(article, self.locales, self._absolute)
         if not reading.related:
             reading.related = _next_related(article, self._absolute)
+        from newscrawl.page.structured import _walk_json
+
+        for node in _walk_json(article):
+            for key, value in node.items():
+                if not isinstance(value, str):
+                    continue
+                if not reading.ai_reported and self.locales.is_label(value, "ai_reported") and not self.locales.is_label(
+                    value, "ai_image"
+                ):
+                    reading.ai_reported = True  # "byline": {"aiLabel": "Reported by AI"}
+                if reading.social_summary is None and "social" in key.lower() and len(value) > 40:
+                    reading.social_summary = normalize_space(value)
+                if reading.social_summary is None and key == "text" and self.locales.is_label(
+                    str(node.get("heading") or node.get("title") or ""), "social_heading"
+                ):
+                    reading.social_summary = normalize_space(value)
 
     def _apply_json_ld_body(self, reading: ArticleReading) -> None:
         """Use JSON-LD articleBody when the visible body is a consistent but shorter part of it.
@@ -1325,15 +1441,21 @@ def _next_paragraphs(article: dict) -> list[str]:
                 if isinstance(item, str):
                     out.append(normalize_space(item))
                 elif isinstance(item, dict):
-                    kind = str(item.get("type") or item.get("__typename") or "").lower()
-                    if any(word in kind for word in ("image", "figure", "ad", "embed", "related", "newsletter")):
+                    kind = {w for w in re.split(r"[^a-z]+", str(item.get("type") or item.get("__typename") or "").lower()) if w}
+                    if kind & _NEXT_SKIP_BLOCKS:
                         continue
                     text = _string(item, "text", "content", "html", "value")
                     if text:
-                        out.append(normalize_space(re.sub(r"<[^>]+>", " ", text)))
+                        out.append(normalize_space(replace_entities(remove_tags(text))))
             if out:
-                return out
+                lead = _string(article, "standfirst", "lead", "dek", "intro", "summary", "description")
+                return ([normalize_space(lead)] if lead and lead not in out else []) + out
     return []
+
+
+_NEXT_SKIP_BLOCKS = frozenset(
+    "image img figure photo gallery ad ads advert advertisement embed tweet video related newsletter promo teaser".split()
+)
 
 
 def _next_images(article: dict, locales: LocaleTable, absolute) -> list[ImageReading]:

@@ -23,9 +23,10 @@ CHROME_TOKENS: dict[str, str] = {
     **dict.fromkeys("comment comments discussion disqus".split(), "comments"),
     **dict.fromkeys(
         "related recommended recommendations recirculation morestories more-stories readmore read-more "
-        "teasers trending popular mostread most-read".split(),
+        "teasers".split(),
         "related",
     ),
+    **dict.fromkeys("trending popular mostread most-read mostpopular".split(), "popular"),
     **dict.fromkeys("breadcrumb breadcrumbs navbar nav navigation menu topbar masthead skiplink".split(), "navigation"),
     **dict.fromkeys("footer sitefooter colophon".split(), "footer"),
     **dict.fromkeys("byline author authors dateline timestamp".split(), "byline"),
@@ -33,9 +34,10 @@ CHROME_TOKENS: dict[str, str] = {
     **dict.fromkeys("tags tagcloud taglist keywords topics".split(), "tags"),
     **dict.fromkeys("paywall modal popup overlay toast".split(), "overlay"),
     **dict.fromkeys("correction corrections erratum".split(), "notice"),
+    **dict.fromkeys("factbox factsbox infobox faktabox faktaboks faktaruta".split(), "factbox"),
 }
 # Compound identifiers that must be matched as a whole token pair ("more stories" written "more-stories").
-_PAIRS = {("read", "more"): "related", ("more", "stories"): "related", ("most", "read"): "related"}
+_PAIRS = {("read", "more"): "related", ("more", "stories"): "related", ("most", "read"): "popular"}
 
 ROLE_KINDS = {
     "navigation": "navigation",
