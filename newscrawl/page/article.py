@@ -654,6 +654,14 @@ class ArticlePage:
             return "title"
         if block.ancestors & {"figure", "figcaption"} or block.index in self.caption_blocks:
             return "caption"
+        parent = block.element.getparent()
+        if (
+            parent is not None
+            and not any(parent is root for root in self.body_roots)
+            and parent.find(".//iframe") is not None
+            or parent is not None and parent.find("video") is not None
+        ) and self.page.length_of(parent) < 300:
+            return "caption"  # the line under an embedded video or player
         if "button" in block.ancestors:
             return "button"
         named = self._named_ancestor_kind(block.element)
