@@ -219,8 +219,8 @@ class StoragePipeline:
         self.flush()
         if self.batch:
             self.stats.inc_value("newscrawl/storage/lost", len(self.batch))
-            logger.error("Lost %d items at the end of the crawl: neither storage %s nor the spool directory %s took them",
-                         len(self.batch), redact(self.database_url), self.spool_dir)
+            logger.error("Lost %d items at the end of the crawl: neither storage %s nor the spool directory %s "
+                         "took them", len(self.batch), redact(self.database_url), self.spool_dir)
             self.batch = []
         if self.storage is not None:
             self.storage.close()

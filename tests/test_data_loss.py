@@ -112,7 +112,8 @@ def test_a_database_outage_is_logged_once_and_its_end_too(tmp_path: Path, caplog
     pipeline.close_spider()
 
     errors = pipeline_errors(caplog)
-    assert len(errors) == 1 and errors[0].startswith("Storage write of 1 items to sqlite:///") and "kept them in" in errors[0]
+    assert len(errors) == 1 and "kept them in" in errors[0]
+    assert errors[0].startswith("Storage write of 1 items to sqlite:///")
     assert any(r.getMessage() == f"Storage sqlite:///{database} works again" for r in caplog.records)
     assert stats.get_value("newscrawl/storage/errors") >= 3
     assert stats.get_value("newscrawl/storage/spooled") == 3 and stats.get_value("newscrawl/storage/replayed") == 3

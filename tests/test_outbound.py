@@ -62,7 +62,8 @@ class TwoHostSite:
         if path.startswith("/to-other-host/"):
             return 302, {"Location": self.url(path.removeprefix("/to-other-host"), "localhost")}, b""
         if path == "/cookie":
-            return 200, {**html, "Set-Cookie": "session=abc; Path=/"}, article_html("A page that sets a cookie").encode()
+            page = article_html("A page that sets a cookie").encode()
+            return 200, {**html, "Set-Cookie": "session=abc; Path=/"}, page
         if path.startswith(("/blocked/", "/open/")):
             return 200, html, article_html(f"Article at {host}{path}").encode()
         return 404, html, b"<html><head><title>Not found</title></head><body>Not found</body></html>"

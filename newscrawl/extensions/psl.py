@@ -1,4 +1,4 @@
-"""Keeps Scrapy's cookie domain check offline: tldextract reads the Public Suffix List it ships with, never downloads it."""
+"""Keeps Scrapy's cookie domain check offline: tldextract reads its bundled Public Suffix List, never downloads it."""
 
 from __future__ import annotations
 
