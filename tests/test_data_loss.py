@@ -336,3 +336,17 @@ def test_a_jobdir_resumes_after_a_pause_and_after_sigkill_with_every_stored_row_
     # The rows stored before the kill are the same rows, untouched by the last run's upserts.
     assert {path: rows(database)[path] for path in stored_before} == stored_before
     assert not (jobdir / RUNNING_MARKER).exists()
+
+
+def test_a_crawl_that_loses_items_fails_its_health_report_whatever_the_thresholds(tmp_path: Path) -> None:
+    database, blocker = tmp_path / "news.sqlite3", tmp_path / "full"
+    database.mkdir()
+    blocker.write_text("")
+    with serve_slowly(FIXTURE_SITE / "www", delay=0) as site:
+        code, log = run(crawl_command(site, database, blocker / "spool", "-s", "NEWSCRAWL_HEALTH_MAX_ERROR_RATIO=",
+                                      "-s", "NEWSCRAWL_HEALTH_MAX_EMPTY_RATIO=", "-s", "NEWSCRAWL_HEALTH_MIN_ITEMS=",
+                                      depth=0))
+    assert code == 3, log[-3000:]
+    assert "Health report: FAILED: 1 items lost (neither storage nor the spool took them)" in log
+    assert stats_of(log)["newscrawl/storage/lost"] == 1
+

@@ -149,6 +149,9 @@ class HealthReport:
         if self.min_items is not None and health.items + current < self.min_items:
             known = f" (+{current} not modified)" if current else ""
             problems.append(f"{health.items} items{known} < NEWSCRAWL_HEALTH_MIN_ITEMS {self.min_items}")
+        # No threshold: an item that neither the database nor the spool took is data lost, always a failure.
+        if lost := health.counters.get("newscrawl/storage/lost", 0):
+            problems.append(f"{lost} items lost (neither storage nor the spool took them)")
         return problems
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
