@@ -324,7 +324,9 @@ class LeasedScheduler(Scheduler):
         scheduler.lease_timeout = crawler.settings.getfloat("NEWSCRAWL_REDIS_LEASE_TIMEOUT", 30.0)
         if scheduler.lease_timeout <= 0:
             raise ValueError("NEWSCRAWL_REDIS_LEASE_TIMEOUT must be more than 0 seconds")
-        scheduler.prefetch = max(crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN"), 1)
+        settings = crawler.settings
+        scheduler.prefetch = max(settings.getint("NEWSCRAWL_REDIS_PREFETCH")
+                                 or settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN"), 1)
         scheduler.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         scheduler.leases = {}
         scheduler.domain_count = -1

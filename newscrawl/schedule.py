@@ -41,6 +41,8 @@ class Crawl:
     every: float | None = None
     #: A five-field cron expression, in UTC, or None when ``every`` says when.
     cron: str | None = None
+    #: Keep a JOBDIR per crawl, so that a run stopped with SIGTERM is resumed by the next one (see README).
+    resume: bool = False
 
     def next_run(self, last_start: datetime | None) -> datetime | None:
         """When the crawl is next due after a run that started at ``last_start``; None: due now (never ran)."""
@@ -107,7 +109,7 @@ def load_crawls(path: str | Path) -> list[Crawl]:
         merged = {**defaults, **table,
                   "args": {**defaults.get("args", {}), **table.get("args", {})},
                   "settings": {**defaults.get("settings", {}), **table.get("settings", {})}}
-        extra = set(merged) - {"spider", "args", "settings", "every", "cron"}
+        extra = set(merged) - {"spider", "args", "settings", "every", "cron", "resume"}
         if extra:
             raise ScheduleError(f"{where}: unknown keys {sorted(extra)}")
         if ("every" in merged) == ("cron" in merged):
@@ -115,10 +117,15 @@ def load_crawls(path: str | Path) -> list[Crawl]:
         cron = merged.get("cron")
         if cron is not None and not (isinstance(cron, str) and croniter.is_valid(cron)):
             raise ScheduleError(f"{where}: cron is not a valid cron expression: {cron!r}")
+        resume = merged.get("resume", False)
+        if not isinstance(resume, bool):
+            raise ScheduleError(f"{where}: resume is true or false, got {resume!r}")
+        if resume and "JOBDIR" in merged["settings"]:
+            raise ScheduleError(f"{where}: resume = true keeps its own JOBDIR; drop JOBDIR from settings")
         crawls.append(Crawl(
             name=name, spider=str(merged.get("spider", "article")), args=dict(merged["args"]),
             settings=dict(merged["settings"]),
-            every=parse_interval(merged["every"], where) if "every" in merged else None, cron=cron,
+            every=parse_interval(merged["every"], where) if "every" in merged else None, cron=cron, resume=resume,
         ))
     return crawls
 

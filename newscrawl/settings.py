@@ -149,5 +149,8 @@ NEWSCRAWL_REDIS_LEASE_TIMEOUT = 30
 NEWSCRAWL_REDIS_IDLE_TIMEOUT = 0
 # How often an idle worker looks for requests queued by others or new seeds.
 NEWSCRAWL_REDIS_POLL_INTERVAL = 0.5
+# Requests a worker may hold waiting for a download slot; more stay in the shared queue for other workers.
+# 0: CONCURRENT_REQUESTS_PER_DOMAIN (raise it for crawls of many sites at once with a download delay).
+NEWSCRAWL_REDIS_PREFETCH = 0
 # DOWNLOAD_DELAY (or AutoThrottle's delay) between requests to one site, counted over all workers together.
 NEWSCRAWL_REDIS_POLITENESS = True

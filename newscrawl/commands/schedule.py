@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scrapy.commands import ScrapyCommand
@@ -17,7 +19,7 @@ from scrapy.utils.log import configure_logging
 
 from newscrawl.schedule import Crawl, CrawlLock, ScheduleError, load_crawls, start_crawl, utc
 from newscrawl.scrapyd import ScrapydClient, ScrapydError
-from newscrawl.storage import StorageError, open_storage, redact
+from newscrawl.storage import Run, StorageError, open_storage, redact
 
 if TYPE_CHECKING:
     import argparse
@@ -79,6 +81,7 @@ class Command(ScrapyCommand):
         except ScheduleError as exc:
             raise UsageError(str(exc)) from exc
         self.lock_dir = self.settings.get("NEWSCRAWL_LOCK_DIR") or "data/locks"
+        self.jobs_dir = Path(self.settings.get("NEWSCRAWL_JOBS_DIR") or "data/jobs").resolve()
         # The scheduler's own -s NAME=VALUE apply to every run it starts, over crawls.toml.
         self.overrides = arglist_to_dict(opts.set)
         #: In-memory start of our own last run per crawl: a run that could not record itself is not re-run at once.
@@ -103,23 +106,44 @@ class Command(ScrapyCommand):
         settings = crawl.effective_settings(self.overrides)
         return str(settings.get("NEWSCRAWL_DATABASE_URL", self.settings.get("NEWSCRAWL_DATABASE_URL") or ""))
 
+    def last_run(self, crawl: Crawl) -> Run | None:
+        """The latest recorded run of the crawl, or None (never ran, or its database cannot be read)."""
+        url = self.database_url(crawl)
+        if not url:
+            return None
+        try:
+            storage = open_storage(url)
+            try:
+                runs = storage.runs(limit=1, crawl=crawl.name)
+            finally:
+                storage.close()
+        except (StorageError, ValueError) as exc:
+            logger.warning("Cannot read the runs of %s from %s (%s); judging by this process's runs only",
+                           crawl.name, redact(url), exc)
+            return None
+        return runs[0] if runs else None
+
     def last_start(self, crawl: Crawl) -> datetime | None:
         """When the latest run of the crawl started: the runs table, or our own memory if that is later."""
-        recorded = None
-        url = self.database_url(crawl)
-        if url:
-            try:
-                storage = open_storage(url)
-                try:
-                    runs = storage.runs(limit=1, crawl=crawl.name)
-                finally:
-                    storage.close()
-                recorded = utc(runs[0].started_at) if runs else None
-            except (StorageError, ValueError) as exc:
-                logger.warning("Cannot read the runs of %s from %s (%s); judging by this process's runs only",
-                               crawl.name, redact(url), exc)
-        known = [when for when in (recorded, self.started.get(crawl.name)) if when is not None]
+        run = self.last_run(crawl)
+        known = [when for when in (run and utc(run.started_at), self.started.get(crawl.name)) if when is not None]
         return max(known) if known else None
+
+    def job_settings(self, crawl: Crawl) -> dict[str, str]:
+        """``JOBDIR`` for a crawl with ``resume = true``: kept after a run stopped with SIGTERM, else emptied.
+
+        Scrapy's JOBDIR continues one crawl; a finished run's seen requests would filter every page of the next
+        run, start pages included, so only a run that was stopped part-way ("shutdown") is resumed.
+        """
+        if not crawl.resume:
+            return {}
+        directory = self.jobs_dir / crawl.name
+        last = self.last_run(crawl)
+        if last is not None and last.status == "shutdown" and directory.exists():
+            logger.info("Crawl %s: resuming the run stopped at %s from %s", crawl.name, last.finished_at, directory)
+        elif directory.exists():
+            shutil.rmtree(directory)
+        return {"JOBDIR": str(directory)}
 
     def start_due(self, now: datetime) -> None:
         for crawl in self.crawls:
@@ -140,12 +164,13 @@ class Command(ScrapyCommand):
                            crawl.name, lock.path, lock.holder())
             return False
         self.abandon_dead_runs(crawl)
+        overrides = {**self.job_settings(crawl), **self.overrides}
         try:
-            process = start_crawl(crawl, lock, os.getcwd(), self.overrides)
+            process = start_crawl(crawl, lock, os.getcwd(), overrides)
         except OSError:
             lock.release()
             raise
-        logger.info("Started crawl %s (pid %d): %s", crawl.name, process.pid, " ".join(crawl.command(self.overrides)[2:]))
+        logger.info("Started crawl %s (pid %d): %s", crawl.name, process.pid, " ".join(crawl.command(overrides)[2:]))
         self.started[crawl.name] = now
         self.running[crawl.name] = Running(crawl, lock, process, now)
         return True
@@ -158,7 +183,7 @@ class Command(ScrapyCommand):
                                crawl.name, scrapyd.url)
                 return False
             self.abandon_dead_runs(crawl)
-            job = scrapyd.schedule(crawl, self.overrides, now)
+            job = scrapyd.schedule(crawl, {**self.job_settings(crawl), **self.overrides}, now)
         except ScrapydError as exc:
             self.failed = True
             logger.error("Cannot hand crawl %s to Scrapyd: %s", crawl.name, exc)

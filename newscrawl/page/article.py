@@ -72,6 +72,7 @@ _CREDIT_TAIL = re.compile(
 )
 _BREADCRUMB = re.compile(r"\s[>›»/]\s")
 _WORD = re.compile(r"[^\W\d_]+(?:\s(?:à|a)\s(?:jour))?")
+_DIGIT = re.compile(r"\d")
 _LETTERS = re.compile(r"[^\W\d_]")
 _SHORTCODE = re.compile(r"^\[\w+[^\]]*\].*\[/\w+\]$|^\[/?\w+(?:\s[^\]]*)?\]$")
 _MARKUP = re.compile(r"<[a-zA-Z/][^>]*>|&lt;[a-zA-Z/]")
@@ -642,7 +643,16 @@ class ArticlePage:
         )
 
     def _body_exclusion(self, block: Block) -> str | None:
-        """Why a block inside the body region is still not body text, or None when it is."""
+        """Why a block inside the body region is still not body text, or None when it is.
+
+        Asked by several passes once the images have claimed their captions; answered once per block.
+        """
+        cache = self.__dict__.setdefault("_exclusions", {})
+        if block.index not in cache:
+            cache[block.index] = self._why_not_body(block)
+        return cache[block.index]
+
+    def _why_not_body(self, block: Block) -> str | None:
         if block.index in self.block_region:
             return self.block_region[block.index].kind
         text = self.clean_text[block.index]
@@ -701,7 +711,7 @@ class ArticlePage:
         if _DATE_ONLY.match(text) or (block.element.find(".//time") is not None and len(text) < 60):
             return True
         words = text.split()
-        has_digit = any(ch.isdigit() for ch in text)
+        has_digit = _DIGIT.search(text) is not None
         # "Publicerad 12 mars 2025 kl. 08.14", "Von der KI-Redaktion | 18.05.2025, 11:20 Uhr"
         if has_digit and len(text) < 160 and any(self.locales.is_label(w, "dateline_word") for w in _WORD.findall(text)):
             return True
