@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -457,6 +458,9 @@ class SQLiteStorage(Storage):
     """``sqlite:///relative/path.sqlite3`` or ``sqlite:////absolute/path.sqlite3`` (``sqlite:///:memory:`` too)."""
 
     scheme = "sqlite"
+    path: Path | None = None
+    """The database file; None for ``:memory:``."""
+    file_id: tuple[int, int] | None = None
 
     @classmethod
     def connect(cls, url: str) -> SQLiteStorage:
@@ -473,10 +477,18 @@ class SQLiteStorage(Storage):
             connection.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open {url}: {exc}") from exc
-        return cls(connection, url)
+        storage = cls(connection, url)
+        storage.path = None if path == ":memory:" else Path(path)
+        storage.file_id = _file_id(storage.path) if storage.path is not None else None
+        return storage
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
+        # An open connection goes on writing, without an error, into a database file that was deleted or replaced
+        # under it: those rows would be lost with the old file. Refuse instead, so the batch is spooled and storage
+        # reopened on the file now at the path.
+        if self.path is not None and _file_id(self.path) != self.file_id:
+            raise StorageError(f"the database file {self.path} was removed or replaced after it was opened")
         try:
             cursor = self.connection.cursor()
             # IMMEDIATE takes the write lock up front, so two crawls writing one file wait instead of failing mid-batch.
@@ -493,6 +505,15 @@ class SQLiteStorage(Storage):
             raise
         finally:
             cursor.close()
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a file, None when there is none."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 class PostgreSQLStorage(Storage):

@@ -350,3 +350,27 @@ def test_a_crawl_that_loses_items_fails_its_health_report_whatever_the_threshold
     assert "Health report: FAILED: 1 items lost (neither storage nor the spool took them)" in log
     assert stats_of(log)["newscrawl/storage/lost"] == 1
 
+
+
+def test_a_database_file_removed_mid_crawl_is_noticed_and_the_items_after_it_land_in_the_new_file(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    database = tmp_path / "news.sqlite3"
+    pipeline, stats = build(NEWSCRAWL_DATABASE_URL=f"sqlite:///{database}", NEWSCRAWL_SPOOL_DIR=str(tmp_path / "spool"),
+                            NEWSCRAWL_STORAGE_BATCH_SIZE=1)
+    caplog.set_level(logging.INFO, logger="newscrawl.pipelines")
+    pipeline.open_spider()
+    pipeline.process_item(article(0))
+    # Removed under the open connection, which would go on writing into the deleted file unawares.
+    database.unlink()
+    for n in range(1, 4):
+        pipeline.process_item(article(n))
+    pipeline.close_spider()
+
+    [error] = pipeline_errors(caplog)
+    assert f"the database file {database} was removed or replaced after it was opened" in error
+    assert stats.get_value("newscrawl/storage/spooled") == 1 and stats.get_value("newscrawl/storage/replayed") == 1
+    with closing(sqlite3.connect(database)) as connection:
+        stored = [row[0] for row in connection.execute("SELECT title FROM articles ORDER BY title")]
+    assert stored == ["Headline 1", "Headline 2", "Headline 3"]  # every item after the removal, each once
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
