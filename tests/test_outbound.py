@@ -142,10 +142,12 @@ def test_cookies_never_make_tldextract_download_the_public_suffix_list(
     # Every HTTPS request made outside Scrapy's downloader (requests honours HTTPS_PROXY) lands in the recording proxy
     # instead of the internet; an empty tldextract cache means the first cookie would trigger the download.
     proxy = RecordingProxy()
-    env = {key: value for key, value in os.environ.items()
-           if key.upper() not in ("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}
-    env.update({"HTTPS_PROXY": f"http://127.0.0.1:{proxy.server_address[1]}", "NO_PROXY": "127.0.0.1,localhost",
-                "TLDEXTRACT_CACHE": str(tmp_path / "tldextract-cache")})
+    # Any proxy settings of the machine are replaced, in both spellings, so nothing can bypass the recording proxy.
+    replaced = ("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+    env = {key: value for key, value in os.environ.items() if key.upper() not in replaced}
+    proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    env.update({"HTTPS_PROXY": proxy_url, "https_proxy": proxy_url, "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost", "TLDEXTRACT_CACHE": str(tmp_path / "tldextract-cache")})
     try:
         # On localhost: a cookie for an IP address is never looked up in the suffix list.
         log, stored = crawl(site, tmp_path, [site.url("/cookie", "localhost")], "-s",

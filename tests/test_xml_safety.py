@@ -14,8 +14,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from scrapy.http import HtmlResponse
 
 from newscrawl.discovery import document_kind, feed_links, read_sitemap
+from newscrawl.page.article import read_article
 from tests.support.hostile_server import article_html
 
 from .conftest import ROOT
@@ -149,6 +151,18 @@ def test_a_feed_resolves_no_entity_and_fetches_no_dtd(site: XmlTrapSite, secret:
     # The good entry survives every attack but the entity bomb, where libxml2 gives up on the whole document.
     assert (site.origin + "/article/1" in links) is (attack != "laughs")
     assert fetched_dtds(site) == []
+
+
+def test_an_xhtml_page_with_entities_is_read_without_resolving_them(secret: Path) -> None:
+    # Pages go through the HTML parser even when served as XHTML; it reads no DOCTYPE subset at all.
+    body = (f'<?xml version="1.0"?><!DOCTYPE html [<!ENTITY passwd SYSTEM "file:///etc/passwd">'
+            f'<!ENTITY secret SYSTEM "{secret.as_uri()}">]><html><head><title>Story &passwd;&secret;</title></head>'
+            f'<body><article><h1>Story &passwd;&secret;</h1>{"<p>Prose of the story, long enough. </p>" * 5}'
+            f'</article></body></html>').encode()
+    response = HtmlResponse("http://127.0.0.1/story", body=body, headers={"Content-Type": "application/xhtml+xml"})
+    reading = read_article(response.selector, response.url)
+    text = repr(reading)
+    assert "Story" in text and not any(leak in text for leak in LEAKS)
 
 
 def test_a_crawl_of_hostile_sitemaps_and_feeds_stores_their_articles_and_nothing_else(
