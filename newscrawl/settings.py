@@ -135,6 +135,8 @@ NEWSCRAWL_CRAWL_NAME = ""
 NEWSCRAWL_RUNS_ENABLED = True
 # `scrapy schedule` keeps one lock file per crawl here; the kernel frees a lock when its run ends, however it ends.
 NEWSCRAWL_LOCK_DIR = "data/locks"
+# Job directories (JOBDIR) of the crawls.toml crawls with resume = true, one per crawl.
+NEWSCRAWL_JOBS_DIR = "data/jobs"
 
 # --- distributed crawls (issue 8) ---
 # With a Redis URL, every `scrapy crawl article` started with it is a worker of one crawl: the add-on switches the

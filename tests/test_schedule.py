@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -65,6 +66,8 @@ cron = "0 */6 * * *"
     ('[crawl.a]\nevery = "1h"', "unknown top-level"),
     ('[defaults]\nspider = "article"', "no [crawls.<name>]"),
     ('[crawls.a\nevery = "1h"', "cannot read"),
+    ('[crawls.a]\nevery = "1h"\nresume = "yes"', "resume is true or false"),
+    ('[crawls.a]\nevery = "1h"\nresume = true\nsettings = { JOBDIR = "x" }', "drop JOBDIR"),
 ])
 def test_unusable_crawls_toml_names_the_problem(tmp_path: Path, table: str, message: str) -> None:
     with pytest.raises(ScheduleError, match=message.replace("[", r"\[").replace(".", r"\.")):
@@ -259,3 +262,74 @@ every = "2s"
     assert (utc(newer.started_at) - utc(older.started_at)).total_seconds() >= 1
     assert utc(newer.started_at) >= utc(older.finished_at)
     assert "Stopping" in log
+
+
+def test_a_run_stopped_with_sigterm_is_resumed_by_the_next_and_a_finished_one_is_not(site, tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'news.sqlite3'}"
+    feed = MANIFEST["feeds"]["rss"]
+    toml = write(tmp_path, f"""
+[crawls.nyheter]
+args = {{ feed = "{site.url}{feed}", depth = 0 }}
+# One request at a time: the pages not yet fetched wait in the scheduler's queue, which JOBDIR keeps.
+settings = {{ AUTOTHROTTLE_ENABLED = false, DOWNLOAD_DELAY = 0.2, CONCURRENT_REQUESTS = 1, NEWSCRAWL_STORAGE_BATCH_SIZE = 2 }}
+every = "1s"
+resume = true
+""")
+    command = [sys.executable, "-m", "scrapy", "schedule", str(toml), "--once",
+               "-s", f"NEWSCRAWL_DATABASE_URL={database_url}", "-s", f"NEWSCRAWL_LOCK_DIR={tmp_path / 'locks'}",
+               "-s", f"NEWSCRAWL_SPOOL_DIR={tmp_path / 'spool'}", "-s", f"NEWSCRAWL_JOBS_DIR={tmp_path / 'jobs'}"]
+
+    def runs() -> list:
+        storage = open_storage(database_url)
+        try:
+            return storage.runs(crawl="nyheter")
+        finally:
+            storage.close()
+
+    def articles() -> int:
+        storage = open_storage(database_url)
+        try:
+            return storage.summary().articles
+        finally:
+            storage.close()
+
+    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            try:
+                if articles() >= 4:
+                    break
+            except Exception:  # the run has not created the schema yet
+                pass
+        [running] = runs()
+        os.kill(running.pid, signal.SIGTERM)  # the crawl itself is stopped, as by a shutdown of its host
+        first.communicate(timeout=60)
+    finally:
+        first.kill()
+    [stopped] = runs()
+    assert stopped.status == "shutdown"
+    stored_first = articles()
+    assert 0 < stored_first < MANIFEST["feeds"]["count"]
+    assert (tmp_path / "jobs" / "nyheter" / "requests.seen").exists()
+
+    # The next run goes on from the queue: the feed is not read again, and the rest of its articles are stored.
+    site.clear_requests()
+    time.sleep(1.1)
+    resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming the run stopped at" in resumed.stderr and "Resuming crawl" in resumed.stderr
+    assert feed not in site.paths()
+    latest = runs()[0]
+    assert latest.status == "finished" and latest.new_articles == articles() - stored_first
+    total = articles()
+
+    # After a finished run the job directory is emptied: the feed is read again, its articles asked conditionally.
+    site.clear_requests()
+    time.sleep(1.1)
+    fresh = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert "Resuming crawl" not in fresh.stderr and feed in site.paths()
+    assert (runs()[0].new_articles, runs()[0].not_modified) == (0, total)
+    assert articles() == total
