@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING
 from scrapy.core.scheduler import Scheduler
 from scrapy.utils.job import job_dir
 
+from newscrawl.downloadermiddlewares.incremental import CONDITIONAL_META
+
 if TYPE_CHECKING:
     from typing import Self
 
-    from scrapy import Spider
+    from scrapy import Request, Spider
     from scrapy.crawler import Crawler
     from scrapy.statscollectors import StatsCollector
     from twisted.internet.defer import Deferred
@@ -34,17 +36,27 @@ class ResumableScheduler(Scheduler):
     would filter them, and every link on them, for good. Keeping only the fingerprints of stored pages would not do
     either: the links found on those pages were in the lost queue. So a crawl marks the job directory while it runs;
     a crawl that finds the mark forgets the dead run's queue and fingerprints and starts again from its start URLs.
-    Stored rows stay (storage upserts one row per article, and asks conditionally for pages stored before), so the
-    runs together store every reachable article, each once.
+    Stored rows stay (storage upserts one row per article), so the runs together store every reachable article,
+    each once. That crawl asks for no page conditionally: the dead run's links are found again only by reading the
+    pages they were on, and a 304 for an article stored before would carry none.
     """
+
+    restarted: bool = False
+    """True in a crawl that started over after a killed one."""
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         directory = job_dir(crawler.settings)
-        if directory:
-            # Before the dupefilter is built: it reads requests.seen when it is created.
-            forget_crashed_run(Path(directory), crawler.stats)
-        return super().from_crawler(crawler)
+        # Before the dupefilter is built: it reads requests.seen when it is created.
+        restarted = bool(directory) and forget_crashed_run(Path(directory), crawler.stats)
+        scheduler = super().from_crawler(crawler)
+        scheduler.restarted = restarted
+        return scheduler
+
+    def enqueue_request(self, request: Request) -> bool:
+        if self.restarted:
+            request.meta[CONDITIONAL_META] = False
+        return super().enqueue_request(request)
 
     def open(self, spider: Spider) -> Deferred[None] | None:
         if self.dqdir:

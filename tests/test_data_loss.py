@@ -20,6 +20,7 @@ import pytest
 from scrapy import Request, Spider
 from scrapy.utils.test import get_crawler
 
+from newscrawl.downloadermiddlewares.incremental import CONDITIONAL_META
 from newscrawl.pipelines import StoragePipeline
 from newscrawl.scheduler import RUNNING_MARKER, ResumableScheduler
 from newscrawl.storage import open_storage
@@ -161,6 +162,7 @@ def test_a_jobdir_closed_cleanly_resumes_and_one_left_by_a_killed_crawl_starts_o
     scheduler, stats = scheduler_in(tmp_path)
     assert scheduler.enqueue_request(first.copy()) and scheduler.enqueue_request(second.copy())
     assert stats.get_value("newscrawl/jobdir/restarted") == 1
+    assert scheduler.next_request().meta[CONDITIONAL_META] is False  # a 304 would hide the links on the page
     scheduler.close("finished")
 
 
@@ -291,7 +293,8 @@ def test_a_jobdir_resumes_after_a_pause_and_after_sigkill_with_every_stored_row_
     database, spool, jobdir = tmp_path / "news.sqlite3", tmp_path / "spool", tmp_path / "job"
     # Batches of 5: at the kill some items are stored and some wait in memory, to be fetched again after it.
     command_options = ["-s", f"JOBDIR={jobdir}", "-s", "NEWSCRAWL_STORAGE_BATCH_SIZE=5"]
-    with serve_slowly(FIXTURE_SITE / "www", delay=0.1) as site:
+    # A server with ETag/Last-Modified, where a crawl asks conditionally for the pages it stored before.
+    with serve_slowly(FIXTURE_SITE / "www", delay=0.1, conditional=True) as site:
         command = crawl_command(site, database, spool, *command_options)
 
         # 1. Paused with Ctrl-C (SIGINT): Scrapy closes cleanly and writes its queue, as its docs describe.
@@ -331,7 +334,10 @@ def test_a_jobdir_resumes_after_a_pause_and_after_sigkill_with_every_stored_row_
         site.delay = 0
         code, log = run(command)
     assert code == 0 and "Traceback" not in log, log[-3000:]
-    assert "did not close (killed?)" in log and stats_of(log)["newscrawl/jobdir/restarted"] == 1
+    stats = stats_of(log)
+    assert "did not close (killed?)" in log and stats["newscrawl/jobdir/restarted"] == 1
+    # Every page read in full, so the links on articles stored before the kill are followed again.
+    assert "newscrawl/http/conditional" not in stats and "newscrawl/http/not_modified" not in stats
     assert_every_article_stored_once(database)
     # The rows stored before the kill are the same rows, untouched by the last run's upserts.
     assert {path: rows(database)[path] for path in stored_before} == stored_before

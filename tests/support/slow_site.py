@@ -3,6 +3,8 @@
     from tests.support.slow_site import serve_slowly
     with serve_slowly(FIXTURE_SITE / "www", delay=0.1, on_request=hook) as site:
         ...  # as tests.support.site_server.SiteServer; hook(path, n) runs before the n-th response (1-based)
+
+With ``conditional=True`` it also answers conditional requests, as tests.support.conditional_server does.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.support.conditional_server import _ConditionalHandler, _Validators
 from tests.support.site_server import SiteServer, _Handler
 
 Hook = Callable[[str, int], None]
 
 
-class _SlowHandler(_Handler):
+class _Slow(_Handler):
     def _respond(self, send_body: bool) -> None:
         server = self.server
         with server.slow_lock:
@@ -28,13 +31,22 @@ class _SlowHandler(_Handler):
         super()._respond(send_body)
 
 
+class _SlowHandler(_Slow):
+    pass
+
+
+class _SlowConditionalHandler(_Slow, _ConditionalHandler):
+    pass
+
+
 class SlowSiteServer(SiteServer):
     """A SiteServer whose every response waits ``delay`` seconds after calling ``on_request``."""
 
-    def __init__(self, root: Path, delay: float, on_request: Hook | None = None):
+    def __init__(self, root: Path, delay: float, on_request: Hook | None = None, conditional: bool = False):
         super().__init__(root)
         server = self._server
-        server.RequestHandlerClass = _SlowHandler
+        server.RequestHandlerClass = _SlowConditionalHandler if conditional else _SlowHandler
+        server.validators = _Validators()
         server.slow_delay = delay
         server.slow_stop = threading.Event()
         server.slow_lock = threading.Lock()
@@ -57,5 +69,5 @@ class SlowSiteServer(SiteServer):
         return self
 
 
-def serve_slowly(root: Path, delay: float, on_request: Hook | None = None) -> SlowSiteServer:
-    return SlowSiteServer(root, delay, on_request)
+def serve_slowly(root: Path, delay: float, on_request: Hook | None = None, conditional: bool = False) -> SlowSiteServer:
+    return SlowSiteServer(root, delay, on_request, conditional)
