@@ -243,8 +243,12 @@ class Command(ScrapyCommand):
                     continue
                 if crawl.name not in next_due:
                     next_due[crawl.name] = crawl.next_run(self.last_start(crawl)) or now
-                if next_due[crawl.name] <= now and not self.start(crawl, now):
-                    next_due[crawl.name] = now + timedelta(seconds=LOCKED_RETRY_SECONDS)
+                if next_due[crawl.name] <= now:
+                    if self.start(crawl, now):
+                        # Recomputed from this start (a Scrapyd job is never in self.running).
+                        next_due.pop(crawl.name)
+                    else:
+                        next_due[crawl.name] = now + timedelta(seconds=LOCKED_RETRY_SECONDS)
             time.sleep(TICK_SECONDS)
         logger.info("Stopping: asking %d running crawl(s) to finish", len(self.running))
         for run in self.running.values():
