@@ -40,6 +40,26 @@ CONCEPTS = frozenset(
         "newsletter_term",
     }
 )
+#: The boilerplate kind of a text block that is nothing but a label of this concept.
+BOILERPLATE_KINDS = {
+    "ai_image": "ai_label",
+    "ai_reported": "ai_label",
+    "social_heading": "section_heading",
+    "related_heading": "section_heading",
+    "popular_heading": "section_heading",
+    "factbox_heading": "section_heading",
+    "comments": "section_heading",
+    "cookie_phrase": "cookie_banner",
+    "cookie_accept": "cookie_banner",
+    "cookie_decline": "cookie_banner",
+    "read_more": "read_more",
+    "ad_label": "ad",
+    "newsletter": "newsletter",
+    "share": "share",
+    "navigation": "navigation",
+    "credit_prefix": "credit",
+    "byline_prefix": "byline",
+}
 #: Concepts whose rows are word stems for recognising unseen label variants, not labels themselves.
 TERM_CONCEPTS = frozenset({"ai_term", "image_term", "generated_term", "text_term", "newsletter_term"})
 _WORDS = re.compile(r"[^\W_]+(?:\.[^\W_])*")

@@ -16,7 +16,7 @@ from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem, NotConfigured
 
 from newscrawl.items import BoilerplateBlock
-from newscrawl.locales import LocaleTable, default_locale_table
+from newscrawl.locales import BOILERPLATE_KINDS, LocaleTable, default_locale_table
 from newscrawl.storage import SaveResult, Storage, StorageError, open_storage, redact
 
 if TYPE_CHECKING:
@@ -27,24 +27,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Boilerplate kind for a body paragraph that is nothing but labels of this concept.
-LABEL_KINDS = {
-    "ai_image": "ai_label",
-    "ai_reported": "ai_label",
-    "social_heading": "section_heading",
-    "related_heading": "section_heading",
-    "comments": "section_heading",
-    "cookie_phrase": "cookie_banner",
-    "cookie_accept": "cookie_banner",
-    "cookie_decline": "cookie_banner",
-    "read_more": "read_more",
-    "ad_label": "ad",
-    "newsletter": "newsletter",
-    "share": "share",
-    "navigation": "navigation",
-    "credit_prefix": "credit",
-    "byline_prefix": "byline",
-}
 
 
 def _fold(text: str) -> str:
@@ -96,7 +78,7 @@ class SeparatePipeline:
         if not matches or any(m.guessed for m in matches):
             return None  # only a label the table spells out is sure enough to take out of the body
         concepts = sorted(matches[0].concepts)
-        return next((LABEL_KINDS[c] for c in concepts if c in LABEL_KINDS), "other")
+        return next((BOILERPLATE_KINDS[c] for c in concepts if c in BOILERPLATE_KINDS), "other")
 
     def process_item(self, item: Any) -> Any:
         adapter = ItemAdapter(item)

@@ -19,31 +19,16 @@ from lxml.html import HtmlElement
 from parsel import Selector
 from w3lib.html import remove_tags, replace_entities
 
-from newscrawl.locales import LabelMatch, LocaleTable, default_locale_table
+from newscrawl.items import BoilerplateBlock, Image, RelatedLink
+from newscrawl.locales import BOILERPLATE_KINDS, LabelMatch, LocaleTable, default_locale_table
 from newscrawl.page.dom import HEADING_TAGS, Block, PageText, element_tag, linearize, normalize_space
 from newscrawl.page.language import detect_language
 from newscrawl.page.signals import chrome_kind, image_source, is_decorative_image, landmark_kind
 from newscrawl.page.structured import StructuredData, read_structured_data
 
-LABEL_KINDS = {
-    "ai_image": "ai_label",
-    "ai_reported": "ai_label",
-    "social_heading": "section_heading",
-    "related_heading": "section_heading",
-    "comments": "section_heading",
-    "cookie_phrase": "cookie_banner",
-    "cookie_accept": "cookie_banner",
-    "cookie_decline": "cookie_banner",
-    "read_more": "read_more",
-    "ad_label": "ad",
-    "newsletter": "newsletter",
-    "share": "share",
-    "navigation": "navigation",
-    "popular_heading": "section_heading",
-    "factbox_heading": "section_heading",
-}
+LABEL_KINDS = BOILERPLATE_KINDS
 # Concepts matched as a whole element's text; prefixes ("Foto:", "By") are matched elsewhere.
-WHOLE_LABEL_CONCEPTS = frozenset(LABEL_KINDS)
+WHOLE_LABEL_CONCEPTS = frozenset(LABEL_KINDS) - {"credit_prefix", "byline_prefix"}
 SECTION_CONCEPTS = {
     "related_heading": "related",
     "social_heading": "social",
@@ -81,30 +66,6 @@ _SENTENCE_END = re.compile(r"[.!?…]\s*$")
 
 
 @dataclass
-class ImageReading:
-    src: str
-    alt: str | None
-    caption: str | None = None
-    credit: str | None = None
-    ai_generated: bool = False
-    disclosure: str | None = None
-
-
-@dataclass
-class RelatedReading:
-    url: str
-    title: str
-    summary: str | None = None
-    ai_reported: bool = False
-
-
-@dataclass
-class BoilerplateReading:
-    kind: str
-    text: str
-
-
-@dataclass
 class ArticleReading:
     """What the page says, before loaders clean it into an ``Article`` item."""
 
@@ -118,10 +79,10 @@ class ArticleReading:
     authors: list[str] = field(default_factory=list)
     site_name: str | None = None
     ai_reported: bool = False
-    images: list[ImageReading] = field(default_factory=list)
+    images: list[Image] = field(default_factory=list)
     social_summary: str | None = None
-    related: list[RelatedReading] = field(default_factory=list)
-    boilerplate: list[BoilerplateReading] = field(default_factory=list)
+    related: list[RelatedLink] = field(default_factory=list)
+    boilerplate: list[BoilerplateBlock] = field(default_factory=list)
     is_article: bool = False
     not_article_reason: str | None = None
     body_source: str = "dom"
@@ -752,9 +713,9 @@ class ArticlePage:
                 hero_start = block.end
         return min(start, hero_start), end
 
-    def _images(self) -> list[ImageReading]:
+    def _images(self) -> list[Image]:
         scope = self._article_scope()
-        images: list[tuple[HtmlElement, ImageReading]] = []
+        images: list[tuple[HtmlElement, Image]] = []
         seen: set[str] = set()
         for img in self.root.iter(*IMAGE_TAGS):
             position = self.page.spans.get(img)
@@ -770,7 +731,7 @@ class ArticlePage:
                 continue
             seen.add(src)
             alt = normalize_space(img.get("alt") or "") or None
-            reading = ImageReading(src=src, alt=alt)
+            reading = Image(src=src, alt=alt)
             self._caption_image(img, reading)
             if not reading.ai_generated:
                 found = self._alt_disclosure(alt) or self._alt_disclosure(normalize_space(img.get("title") or ""))
@@ -820,7 +781,7 @@ class ArticlePage:
             node = parent
         return None
 
-    def _caption_image(self, img: HtmlElement, reading: ImageReading) -> None:
+    def _caption_image(self, img: HtmlElement, reading: Image) -> None:
         figure = next((a for a in img.iterancestors() if a.tag == "figure"), None)
         wrapper = figure if figure is not None else self._media_wrapper(img)
         if wrapper is None or not any(_LETTERS.search(self.clean_text[b.index]) for b in self.page.blocks_in(wrapper)):
@@ -917,7 +878,7 @@ class ArticlePage:
             node = parent
         return None
 
-    def _label_image_from(self, box: HtmlElement | None, reading: ImageReading) -> None:
+    def _label_image_from(self, box: HtmlElement | None, reading: Image) -> None:
         """AI labels in the image's own box, when its caption stands outside it."""
         if box is None:
             return
@@ -955,7 +916,7 @@ class ArticlePage:
             "©"
         )
 
-    def _attach_loose_labels(self, images: list[tuple[HtmlElement, ReadingLike]]) -> None:
+    def _attach_loose_labels(self, images: list[tuple[HtmlElement, Image]]) -> None:
         """AI-image labels outside any media wrapper go to the nearest article image without one."""
         if not images:
             return
@@ -1001,8 +962,8 @@ class ArticlePage:
     def _region_blocks(self, region: _Region) -> list[Block]:
         return [b for b in self.page.blocks if self.block_region.get(b.index) is region]
 
-    def _related(self) -> list[RelatedReading]:
-        teasers: list[RelatedReading] = []
+    def _related(self) -> list[RelatedLink]:
+        teasers: list[RelatedLink] = []
         seen: set[str] = set()
         regions = self._regions_of("related")
         spans = [self._region_span(r) for r in regions]
@@ -1020,7 +981,7 @@ class ArticlePage:
                     teasers.append(teaser)
         return teasers
 
-    def _teasers(self, region: _Region) -> list[RelatedReading]:
+    def _teasers(self, region: _Region) -> list[RelatedLink]:
         elements = region.element.elements() if isinstance(region.element, _SiblingRun) else [region.element]
         anchors: dict[str, list[HtmlElement]] = {}
         for element in elements:
@@ -1045,7 +1006,7 @@ class ArticlePage:
                 and any("ai_reported" in m.concepts and "ai_image" not in m.concepts for m in matches)
                 for element, matches in self.labels.items()
             )
-            teasers.append(RelatedReading(url=url, title=title, summary=summary or None, ai_reported=ai_reported))
+            teasers.append(RelatedLink(url=url, title=title, summary=summary or None, ai_reported=ai_reported))
         return teasers
 
     def _teaser_container(self, link: HtmlElement, elements: list[HtmlElement], hrefs: set[str]) -> HtmlElement:
@@ -1164,7 +1125,7 @@ class ArticlePage:
 
     # ---- boilerplate ------------------------------------------------------------------------------------
 
-    def _boilerplate(self, body_blocks: list[Block]) -> list[BoilerplateReading]:
+    def _boilerplate(self, body_blocks: list[Block]) -> list[BoilerplateBlock]:
         body_ids = {b.index for b in body_blocks}
         title_span = self.page.spans.get(self.title_el) if self.title_el is not None else None
         entries: list[tuple[str, str, object]] = []
@@ -1193,13 +1154,13 @@ class ArticlePage:
             if kind in ("title",):
                 continue
             entries.append((kind, text, owner))
-        merged: list[BoilerplateReading] = []
+        merged: list[BoilerplateBlock] = []
         last_owner = None
         for kind, text, owner in entries:
             if merged and merged[-1].kind == kind and owner is last_owner and kind != "ai_label":
                 merged[-1].text += "\n" + text
             else:
-                merged.append(BoilerplateReading(kind=kind, text=text))
+                merged.append(BoilerplateBlock(kind=kind, text=text))
             last_owner = owner
         return merged
 
@@ -1363,7 +1324,6 @@ class _SiblingRun:
         return [found for element in self.elements() for found in element.findall(path)]
 
 
-ReadingLike = ImageReading
 
 
 def _overlap(a: str, b: str) -> float:
@@ -1476,7 +1436,7 @@ _NEXT_SKIP_BLOCKS = frozenset(
 )
 
 
-def _next_images(article: dict, locales: LocaleTable, absolute) -> list[ImageReading]:
+def _next_images(article: dict, locales: LocaleTable, absolute) -> list[Image]:
     from newscrawl.page.structured import _walk_json
 
     images = []
@@ -1484,7 +1444,7 @@ def _next_images(article: dict, locales: LocaleTable, absolute) -> list[ImageRea
         src = _string(node, "src", "url", "imageUrl")
         if not src or not re.search(r"\.(jpe?g|png|webp|gif|avif)(\?|$)", src, re.I):
             continue
-        reading = ImageReading(src=absolute(src), alt=_string(node, "alt", "altText"))
+        reading = Image(src=absolute(src), alt=_string(node, "alt", "altText"))
         reading.caption = _string(node, "caption", "description")
         reading.credit = _string(node, "credit", "photographer", "copyright")
         for key, value in node.items():
@@ -1496,7 +1456,7 @@ def _next_images(article: dict, locales: LocaleTable, absolute) -> list[ImageRea
     return images
 
 
-def _next_related(article: dict, absolute) -> list[RelatedReading]:
+def _next_related(article: dict, absolute) -> list[RelatedLink]:
     out = []
     for key, value in article.items():
         if "related" not in key.lower() or not isinstance(value, list):
@@ -1506,5 +1466,5 @@ def _next_related(article: dict, absolute) -> list[RelatedReading]:
                 url, title = _string(item, "url", "href", "slug", "path"), _string(item, "title", "headline")
                 if url and title:
                     ai = any("ai" in k.lower() and v is True for k, v in item.items())
-                    out.append(RelatedReading(absolute(url), title, _string(item, "summary", "description"), ai))
+                    out.append(RelatedLink(absolute(url), title, _string(item, "summary", "description"), ai))
     return out
