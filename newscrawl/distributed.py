@@ -14,7 +14,8 @@ What it lacks is added here, each piece in the component Scrapy has for it:
 - ``RedisSeeds``, an extension: feeds the spider the starts pushed by ``scrapy seed`` (scrapy-redis's spiders start
   only from the idle hook and have no ``async def start()``, so the article spider is not made one), keeps idle
   workers waiting for more, wakes them when other workers queue requests, and closes a worker after
-  NEWSCRAWL_REDIS_IDLE_TIMEOUT seconds with the whole crawl finished.
+  NEWSCRAWL_REDIS_IDLE_TIMEOUT seconds with the whole crawl finished.  It also moves the spider's hop counts and
+  page links to Redis, so that depth means the same with one worker or many.
 - ``SharedPolitenessHandler``: DOWNLOAD_DELAY (or AutoThrottle's current delay) between requests to a site
   counted across all workers, through a per-site key in Redis.
 
@@ -31,6 +32,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -100,6 +102,16 @@ class FrontierKeys:
     def workers(self) -> str:
         """Set of the ids of the workers that may hold requests."""
         return f"{self.base}:workers"
+
+    @property
+    def hops(self) -> str:
+        """Hash: fewest hops from a seed known for each page key (the spider's ``hops``, shared by all workers)."""
+        return f"{self.base}:hops"
+
+    @property
+    def links(self) -> str:
+        """Hash: the followable links (JSON list) of each page read (the spider's ``links_of``, shared)."""
+        return f"{self.base}:links"
 
     def heartbeat(self, worker: str) -> str:
         """Exists while the worker is alive: refreshed every third of NEWSCRAWL_REDIS_LEASE_TIMEOUT, expires after it."""
@@ -240,10 +252,62 @@ def frontier_status(server: Redis, keys: FrontierKeys) -> FrontierStatus:
 
 def clear_frontier(server: Redis, keys: FrontierKeys) -> int:
     """Delete the whole frontier of the spider (queue, seeds, seen fingerprints, domains, workers' leases)."""
-    names = [keys.seeds, keys.requests, keys.dupefilter, keys.domains, keys.workers]
+    names = [keys.seeds, keys.requests, keys.dupefilter, keys.domains, keys.workers, keys.hops, keys.links]
     names += [key for key in server.scan_iter(match=f"{keys.base}:worker:*", count=1000)]
     names += [key for key in server.scan_iter(match=f"{keys.base}:inflight:*", count=1000)]
     return server.delete(*names)
+
+
+# KEYS: hash; ARGV: field, value.  Sets the field only if it is absent or holds a larger number.
+SET_MIN_SCRIPT = """
+local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '')
+if old == nil or tonumber(ARGV[2]) < old then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+"""
+
+
+class SharedMapping(MutableMapping[str, Any]):
+    """A dict of JSON values kept in one Redis hash: a spider's crawl state seen alike by every worker."""
+
+    def __init__(self, server: Redis, key: str):
+        self.server = server
+        self.key = key
+
+    def __getitem__(self, name: str) -> Any:
+        value = self.server.hget(self.key, name)
+        if value is None:
+            raise KeyError(name)
+        return json.loads(value)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.server.hget(self.key, name)
+        return default if value is None else json.loads(value)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.server.hset(self.key, name, json.dumps(value))
+
+    def __delitem__(self, name: str) -> None:
+        if not self.server.hdel(self.key, name):
+            raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and bool(self.server.hexists(self.key, name))
+
+    def __iter__(self) -> Iterator[str]:
+        return (name.decode() for name, _ in self.server.hscan_iter(self.key, count=1000))
+
+    def __len__(self) -> int:
+        return self.server.hlen(self.key)
+
+
+class SharedHops(SharedMapping):
+    """The spider's fewest-hops map: a value is only ever lowered, so two workers racing keep the shorter path."""
+
+    def __init__(self, server: Redis, key: str):
+        super().__init__(server, key)
+        self.set_min = server.register_script(SET_MIN_SCRIPT)
+
+    def __setitem__(self, name: str, value: int) -> None:
+        self.set_min(keys=[self.key], args=[name, int(value)])
 
 
 def wake(crawler: Crawler) -> None:
@@ -286,9 +350,8 @@ class CanonicalDupeFilter(RFPDupeFilter):
 class LeasedPriorityQueue(PriorityQueue):
     """scrapy-redis's priority queue whose pop leases the request to a worker instead of forgetting it.
 
-    Ordered by hops from the seeds first, then by priority: breadth-first, so that a page is first reached by its
-    shortest path.  The shared dupefilter refuses a page a second time, so a shorter path found after the page
-    was fetched cannot pass its shorter distance on to the page's links as it does within one worker.
+    Ordered by hops from the seeds first, then by priority: breadth-first, so that a page is mostly reached first
+    by its shortest path (when not, the shared hops map in ``RedisSeeds`` mends the distance without a refetch).
     """
 
     def push(self, request: Request) -> None:
@@ -472,7 +535,12 @@ class LeasedScheduler(Scheduler):
 
 class RedisSeeds:
     """Starts from the shared seeds list; waits for more while idle; closes after NEWSCRAWL_REDIS_IDLE_TIMEOUT seconds
-    with the whole crawl finished (0: waits for seeds until stopped)."""
+    with the whole crawl finished (0: waits for seeds until stopped).
+
+    It also gives the spider shared crawl state: its ``hops`` (fewest hops known per page) and ``links_of`` (the
+    links of each page read) live in Redis, so that a shorter path to a page found on one worker after another
+    worker read the page still passes the shorter distance on to its links, as within one process.
+    """
 
     def __init__(self, crawler: Crawler, server: Redis, idle_timeout: float, poll_interval: float, batch: int):
         self.crawler = crawler
@@ -500,6 +568,11 @@ class RedisSeeds:
         return FrontierKeys.from_settings(self.crawler.settings, self.crawler.spider.name)
 
     def spider_opened(self, spider: Spider) -> None:
+        if isinstance(getattr(spider, "hops", None), dict) and isinstance(getattr(spider, "links_of", None), dict):
+            shared_hops, shared_links = SharedHops(self.server, self.keys.hops), SharedMapping(self.server, self.keys.links)
+            for name, hops in spider.hops.items():  # the -a starts, read before the crawl opened
+                shared_hops[name] = hops
+            spider.hops, spider.links_of = shared_hops, shared_links
         self.poll = task.LoopingCall(self.check)
         self.poll.start(self.poll_interval, now=False)
 

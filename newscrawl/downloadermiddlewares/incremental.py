@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ from newscrawl.storage import FetchState, Storage, StorageError, open_storage, r
 if TYPE_CHECKING:
     from typing import Self
 
-    from scrapy import Request
+    from scrapy import Request, Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Response
     from scrapy.statscollectors import StatsCollector
@@ -31,6 +32,8 @@ CONDITIONAL_META = "newscrawl_conditional"
 SENT_META = "newscrawl_conditional_sent"
 #: After the database fails, wait this long before trying it again; requests go out unconditionally meanwhile.
 RECONNECT_SECONDS = 30.0
+#: Statuses (runs table) of a previous run that ended without its queue: killed ("running", "died") or stopped.
+INTERRUPTED = ("running", "died", "shutdown")
 
 
 class NotModified(IgnoreRequest):
@@ -47,12 +50,17 @@ class ConditionalRequestMiddleware:
     (``newscrawl/http/revisit_skipped``). Off when ``NEWSCRAWL_INCREMENTAL`` is false or storage is off.
     """
 
-    def __init__(self, database_url: str, revisit_after: float, stats: StatsCollector):
+    def __init__(self, database_url: str, revisit_after: float, stats: StatsCollector,
+                 crawl_name: str | None = None, jobdir: bool = False):
         self.database_url = database_url
         self.revisit_after = revisit_after
         self.stats = stats
+        self.crawl_name = crawl_name
+        self.jobdir = jobdir
         self.storage: Storage | None = None
         self.failed_at: float | None = None
+        #: The previous run ended without finishing its queue: this one asks for every page in full.
+        self.after_interrupted_run = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -63,9 +71,37 @@ class ConditionalRequestMiddleware:
         revisit_after = settings.getfloat("NEWSCRAWL_REVISIT_AFTER", 0.0)
         if revisit_after < 0:
             raise ValueError(f"NEWSCRAWL_REVISIT_AFTER must be 0 or more seconds, got {revisit_after}")
-        middleware = cls(url, revisit_after, crawler.stats)
+        middleware = cls(url, revisit_after, crawler.stats, crawl_name=settings.get("NEWSCRAWL_CRAWL_NAME") or None,
+                         jobdir=bool(settings.get("JOBDIR")))
+        crawler.signals.connect(middleware.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
         return middleware
+
+    def spider_opened(self, spider: Spider) -> None:
+        """Look at how the previous run of this crawl ended (``runs``, as RunRecorder names runs).
+
+        Links are found only on pages read in full. A run that ended without finishing its queue (killed, or
+        stopped without a JOBDIR to resume) left pages unvisited whose links sit on pages it did store; were those
+        answered 304 now, the unvisited pages would never be found. So this run asks for every page in full.
+        """
+        storage = self._storage()
+        if storage is None:
+            return
+        name = self.crawl_name or spider.name
+        try:
+            runs = storage.runs(limit=5, crawl=name)
+        except StorageError as exc:
+            self._failed(exc)
+            return
+        # This run's own row may already be there (RunRecorder), or not yet.
+        previous = next((run for run in runs if run.pid != os.getpid()), None)
+        if previous is None or previous.status not in INTERRUPTED or (previous.status == "shutdown" and self.jobdir):
+            return
+        self.after_interrupted_run = True
+        self.stats.set_value("newscrawl/incremental/after_interrupted_run", 1)
+        logger.warning("The previous run of %s (started %s) ended as %r without finishing: this run fetches every "
+                       "page in full, to find again the pages it never reached", name, previous.started_at,
+                       previous.status)
 
     def spider_closed(self) -> None:
         if self.storage is not None:
@@ -111,6 +147,8 @@ class ConditionalRequestMiddleware:
     def process_request(self, request: Request) -> None:
         wanted = request.meta.get(CONDITIONAL_META)
         if not self._tracked(request) or wanted is False or (wanted is None and not request.meta.get("depth")):
+            return
+        if self.after_interrupted_run:
             return
         state = self._state(request.url)
         if state is None or state.stored_at is None:

@@ -446,12 +446,10 @@ class ArticlePage:
         if not buttons:
             return regions
         for block in self.page.blocks:
-            text = block.text.casefold()
-            if "cookie" not in text and not self.locales.is_label(block.text, "cookie_phrase"):
-                if not any(
-                    label.casefold() in text for label in self._cookie_words()
-                ):
-                    continue
+            if not self.locales.is_label(block.text, "cookie_phrase") and not self.locales.mentions(
+                block.text, "cookie_term"
+            ):
+                continue
             node = block.element
             for _ in range(6):
                 parent = node.getparent()
@@ -462,12 +460,6 @@ class ArticlePage:
                     regions.append(_Region(node, "cookie_banner"))
                     break
         return regions
-
-    def _cookie_words(self) -> list[str]:
-        if not hasattr(self, "_cookie_words_cache"):
-            words = {"cookie", "kakor", "informasjonskapsler", "evästeitä", "ciasteczek", "evästeet"}
-            self._cookie_words_cache = sorted(words)
-        return self._cookie_words_cache
 
     def _contains_element(self, outer: HtmlElement, inner: HtmlElement) -> bool:
         span_o, span_i = self.page.spans.get(outer), self.page.spans.get(inner)
