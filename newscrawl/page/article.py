@@ -13,6 +13,7 @@ import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from urllib.parse import urljoin
 
 from lxml.html import HtmlElement
@@ -44,19 +45,27 @@ BOX_CONCEPTS = {
 }
 _DATE_ONLY = re.compile(
     r"^(?:[A-Za-zÀ-ÿ]+\.?,?\s+)?(?:\d{1,4}[-./ ]\s*(?:\d{1,2}|[A-Za-zÀ-ÿ]+\.?)[-./ ,]\s*\d{2,4})"
-    r"(?:,?\s*(?:kl\.?|at|um|à|a las|alle|om)?\s*\d{1,2}[:.]\d{2}(?:\s*[AaPp][Mm])?)?$"
+    # the word before the time ("kl.", "at", "um", "a las") is any short word, so no locale lives here
+    r"(?:,?\s*(?:[^\W\d_]{1,3}\.?\s?){0,2}\d{1,2}[:.]\d{2}(?:\s*[AaPp][Mm])?)?$"
 )
 IMAGE_TAGS = ("img", "amp-img")
 _LANDMARK_TAGS = frozenset({"nav", "footer", "aside", "form", "dialog", "header"})
-# A photo credit closing a caption: "(Image: GETTY)", "(AP Photo/Evan Vucci)", "| Getty Images".
-_CREDIT_TAIL = re.compile(
-    r"(?:\((?:Image|Photo|Picture|Foto|Bild|Kuva|Crédit|Credit)s?\s*:[^()]{1,80}\)"
-    r"|\((?:AP|AFP|Reuters|Getty|EPA|dpa|PA|Bloomberg)[^()]{0,60}\)"
-    r"|\|\s*(?:Getty Images|Reuters|AFP|AP|Bloomberg)[^|]{0,40})\s*\.?$",
-    re.IGNORECASE,
-)
+# Picture agencies whose name alone closes a caption: "(AP Photo/Evan Vucci)", "| Getty Images".
+_AGENCIES = "AP|AFP|Reuters|Getty|Getty Images|EPA|dpa|PA|Bloomberg|TT|NTB|Ritzau|ANP|ANSA|PAP|Lusa|EFE"
+
+
+@cache
+def credit_tail(locales: LocaleTable) -> re.Pattern[str]:
+    """A credit that closes a caption, with the table's credit prefixes: "(Image: GETTY)", "| Foto: X"."""
+    prefixes = "|".join(sorted((re.escape(label) for label in locales.labels("credit_prefix")), key=len, reverse=True))
+    return re.compile(
+        rf"(?:\((?:{prefixes})s?\s*:[^()]{{1,80}}\)"
+        rf"|\((?:{_AGENCIES})[^()]{{0,60}}\)"
+        rf"|\|\s*(?:{_AGENCIES})[^|]{{0,40}})\s*\.?$",
+        re.IGNORECASE,
+    )
 _BREADCRUMB = re.compile(r"\s[>›»/]\s")
-_WORD = re.compile(r"[^\W\d_]+(?:\s(?:à|a)\s(?:jour))?")
+_WORD = re.compile(r"[^\W\d_]+")
 _DIGIT = re.compile(r"\d")
 _LETTERS = re.compile(r"[^\W\d_]")
 _SHORTCODE = re.compile(r"^\[\w+[^\]]*\].*\[/\w+\]$|^\[/?\w+(?:\s[^\]]*)?\]$")
@@ -630,7 +639,7 @@ class ArticlePage:
         named = self._named_ancestor_kind(block.element)
         if named in ("caption", "byline"):
             return named
-        if _CREDIT_TAIL.search(text) and len(text) < 400 or text.startswith("©") and len(text) < 300:
+        if credit_tail(self.locales).search(text) and len(text) < 400 or text.startswith("©") and len(text) < 300:
             return "caption"  # "Protesters in Hong Kong (Image: GETTY)", "© Lucy Nicholson ..."
         if self._is_byline(block, text):
             return "byline"
@@ -658,6 +667,15 @@ class ArticlePage:
             element = element.getparent()
         return None
 
+    def _has_dateline_word(self, text: str) -> bool:
+        """A dateline word or phrase of the locale table ("Published", "Mis à jour") among the words."""
+        words = _WORD.findall(text)
+        return any(
+            self.locales.is_label(" ".join(words[i : i + n]), "dateline_word")
+            for n in (1, 2, 3)
+            for i in range(len(words) - n + 1)
+        )
+
     def _is_byline(self, block: Block, text: str) -> bool:
         if len(text) > 200:
             return False
@@ -666,7 +684,7 @@ class ArticlePage:
         words = text.split()
         has_digit = _DIGIT.search(text) is not None
         # "Publicerad 12 mars 2025 kl. 08.14", "Von der KI-Redaktion | 18.05.2025, 11:20 Uhr"
-        if has_digit and len(text) < 160 and any(self.locales.is_label(w, "dateline_word") for w in _WORD.findall(text)):
+        if has_digit and len(text) < 160 and self._has_dateline_word(text):
             return True
         if words and self.locales.is_label(words[0], "byline_prefix") and len(words) > 1:
             if has_digit and len(text) < 160 and not _SENTENCE_END.search(text):
