@@ -46,7 +46,7 @@ BOX_CONCEPTS = {
 _DATE_ONLY = re.compile(
     r"^(?:[A-Za-zÀ-ÿ]+\.?,?\s+)?(?:\d{1,4}[-./ ]\s*(?:\d{1,2}|[A-Za-zÀ-ÿ]+\.?)[-./ ,]\s*\d{2,4})"
     # the word before the time ("kl.", "at", "um", "a las") is any short word, so no locale lives here
-    r"(?:,?\s*(?:[^\W\d_]{1,3}\.?\s?){0,2}\d{1,2}[:.]\d{2}(?:\s*[AaPp][Mm])?)?$"
+    r"(?:,?\s*(?:[^\W\d_]{1,3}\.?\s?){0,2}\d{1,2}[:.]\d{2}(?:\s*[AaPp][Mm])?)?(?:\s*[^\W\d_]{1,5}\.?)?$"
 )
 IMAGE_TAGS = ("img", "amp-img")
 _LANDMARK_TAGS = frozenset({"nav", "footer", "aside", "form", "dialog", "header"})
@@ -201,10 +201,14 @@ class ArticlePage:
                 # (a sub-heading is never taken for a label only because it mentions AI-made things)
                 candidates.append((start, -end, element, matches))
         candidates.sort(key=lambda c: (c[0], c[1]))
-        # Keep the outermost element of nested label elements: "<span><b>Rapporterad av AI</b></span>".
+        # Keep the outermost element of nested label elements: "<span><b>Rapporterad av AI</b></span>",
+        # unless the outer one is only a guess and the table spells out labels inside it.
         last_end = -1
-        for start, neg_end, element, matches in candidates:
+        for i, (start, neg_end, element, matches) in enumerate(candidates):
             if start < last_end:
+                continue
+            inner = [c for c in candidates[i + 1 :] if c[0] < -neg_end and -c[1] <= -neg_end]
+            if inner and all(m.guessed for m in matches) and any(not m.guessed for c in inner for m in c[3]):
                 continue
             self.labels[element] = matches
             last_end = -neg_end
@@ -731,7 +735,8 @@ class ArticlePage:
             position = self.page.spans.get(img)
             if position is None or not (scope[0] <= position[0] <= scope[1]):
                 continue
-            if is_decorative_image(img) or self._in_region(position[0]) or self._inside_region(img):
+            # By ancestry, not by text position: a badge right after the image may be a region of its own.
+            if is_decorative_image(img) or self._inside_region(img):
                 continue
             src = image_source(img)
             if not src:
@@ -1012,12 +1017,26 @@ class ArticlePage:
                 " ".join(self.page.pieces[i] for i in range(start, end) if i not in skip and i not in self.label_pieces)
             )
             ai_reported = any(
-                self._contains_element(container, element)
+                (self._contains_element(container, element) or self._trails(container, element))
                 and any("ai_reported" in m.concepts and "ai_image" not in m.concepts for m in matches)
                 for element, matches in self.labels.items()
             )
             teasers.append(RelatedLink(url=url, title=title, summary=summary or None, ai_reported=ai_reported))
         return teasers
+
+    def _trails(self, container: HtmlElement, label: HtmlElement) -> bool:
+        """A label standing loose right after a teaser card ("<a>..</a><span>Reported by AI</span>")."""
+        following = container.getnext()
+        while following is not None and not isinstance(following.tag, str):
+            following = following.getnext()
+        return following is label
+
+    def _is_card_caption(self, block: Block) -> bool:
+        """Inside a card: the line right before an AI-image label is the picture's caption."""
+        element = block.element
+        following = element.getnext()
+        matches = self.labels.get(following, []) if following is not None else []
+        return bool(matches) and all(m.concepts == {"ai_image"} for m in matches)
 
     def _teaser_container(self, link: HtmlElement, elements: list[HtmlElement], hrefs: set[str]) -> HtmlElement:
         """The largest ancestor of a teaser's link that holds no other teaser's link."""
@@ -1047,8 +1066,11 @@ class ArticlePage:
             inner = [b for b in self.page.blocks_in(link) if self.clean_text[b.index]]
             if len(inner) > 1:
                 for block in inner:
-                    if not block.ancestors & {"figure", "figcaption"} and self._chrome(block.element) != "caption":
-                        return block.element, self.clean_text[block.index]
+                    if block.ancestors & {"figure", "figcaption"} or self._chrome(block.element) == "caption":
+                        continue
+                    if self._is_card_caption(block):
+                        continue
+                    return block.element, self.clean_text[block.index]
             # ... or its first inline child with text, when title and summary are sibling <span>s.
             node = link
             for _ in range(4):
@@ -1080,6 +1102,9 @@ class ArticlePage:
                 continue
             if element.tag in ("figcaption", "figure", "time", "button") or self._chrome(element) in ("caption", "byline"):
                 parts.append(element)
+        for block in self.page.blocks_in(container):
+            if self._is_card_caption(block):
+                parts.append(block.element)
         for img in container.iter(*IMAGE_TAGS):
             wrapper = self._media_wrapper(img, within=container)
             if (
@@ -1111,7 +1136,8 @@ class ArticlePage:
             if block.index in self.block_region:
                 continue
             for segment in re.split(r"\s[·|•–—]\s", block.text):
-                if self.locales.is_label(segment, "ai_reported") and not self.locales.is_label(segment, "ai_image"):
+                matches = self.locales.split_labels(segment, {"ai_reported", "ai_image"})
+                if matches and any(m.concepts == {"ai_reported"} for m in matches):
                     return True
         for element, value in self.attribute_labels:
             span = self.page.spans.get(element)
@@ -1376,14 +1402,16 @@ def split_credit(text: str, locales: LocaleTable) -> tuple[str | None, str | Non
     if text.startswith("©"):
         return None, text
     for match in re.finditer(
-        r"(?:^|(?<=[.!?)\]»”\"])\s+|\s[|/–—-]\s|\s\()([^\s:()]{2,20}(?:\s[^\s:()]{2,12})?)\s?(:|\.(?=\s))", text
+        r"(?:^|(?<=[.!?)\]»”\"])\s+|\s[|/–—-]\s|\s[(\[]|\s(?=[^\W\d_]{2,20}\s?:))"
+        r"([^\s:()\[\]]{2,20}(?:\s[^\s:()\[\]]{2,12})?)\s?(:|\.(?=\s))",
+        text,
     ):
         # "Foto: ..." always; "Fot. ..." only for a short abbreviation, never a sentence's last word.
         if match.group(2) == "." and len(match.group(1)) > 4:
             continue
         if locales.is_label(match.group(1), "credit_prefix"):
-            caption = text[: match.start()].strip(" |/–—-(") or None
-            credit = text[match.start(1) :].strip().rstrip(")") or None
+            caption = text[: match.start()].strip(" |/–—-([") or None
+            credit = text[match.start(1) :].strip().rstrip(")]") or None
             return caption, credit
     return text, None
 
