@@ -177,20 +177,20 @@ def test_two_workers_share_a_sitemap_crawl_fetching_and_storing_each_article_onc
     # The sitemaps listed every article and the related links led to the same ones again, across both workers.
     assert_each_article_fetched_once_and_stored_once(crawl, ARTICLES)
     assert SITEMAP_FILES <= set(crawl.site.paths())
-    # Both took part, and the shared dupefilter refused links the other worker had queued already.
+    # Both took part, and links already queued were refused: by the shared hops map or the shared dupefilter.
     fetched = [crawl.stat(i, "response_received_count") for i in range(2)]
     assert all(n > 0 for n in fetched), fetched
-    assert sum(crawl.stat(i, "dupefilter/filtered") for i in range(2)) > 0
+    assert sum(crawl.stat(i, "newscrawl/duplicates/links") + crawl.stat(i, "dupefilter/filtered") for i in range(2)) > 0
     assert crawl.status().finished
     frontier = crawl.scrapy("frontier", "article", "--check", *crawl.settings())
     assert frontier.returncode == 0 and "finished: yes" in frontier.stdout
 
 
 def test_three_workers_crawl_from_the_entry_page_following_links_across_workers(crawl: Crawl) -> None:
-    # Two hops to spare: the shared queue is breadth-first, but a worker may still reach a page by a longer path
-    # first, and the dupefilter then keeps the shorter one from being followed (README: Distributed crawls).
+    # Exactly the depth that reaches every article: a page one worker reached by a longer path first still gets
+    # the shorter distance another worker finds later (the spider's hops and links live in Redis).
     for _ in range(3):
-        crawl.start_worker("-a", f"depth={MANIFEST['max_depth'] + 2}")
+        crawl.start_worker("-a", f"depth={MANIFEST['max_depth']}")
     crawl.wait_for_workers(3)
     crawl.seed(crawl.site.url + MANIFEST["entry"])
 
