@@ -519,9 +519,13 @@ class ArticlePage:
             return []
         start, end = self.body_span
         roots = self.body_roots
+        # A short line before the headline is a kicker or breadcrumb ("Goslar"), not the story's prose.
+        headline_start = self.page.spans[self.title_el][0] if self.title_el is not None else -1
         blocks = []
         for block in self.page.blocks:
             if block.start < start or block.end > end:
+                continue
+            if block.end <= headline_start and len(self.clean_text[block.index]) < 80:
                 continue
             in_roots = any(self.page.contains(r, block) for r in roots)
             if not in_roots and not self._is_standfirst(block):
