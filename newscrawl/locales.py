@@ -39,6 +39,8 @@ CONCEPTS = frozenset(
         "text_term",
         "newsletter_term",
         "cookie_term",
+        "month",
+        "month_abbr",
     }
 )
 #: The boilerplate kind of a text block that is nothing but a label of this concept.
@@ -102,7 +104,7 @@ class LocaleTable:
         for _locale, concept, label in rows:
             if concept in TERM_CONCEPTS:
                 self._terms[concept].append(tuple(label_key(part) for part in label.split("+")))
-            else:
+            elif concept not in ("month", "month_abbr"):  # month names are read in dates, never labels
                 self._concepts_by_key.setdefault(label_key(label), set()).add(concept)
         self._max_words = max((len(key.split()) for key in self._concepts_by_key), default=1)
         # Every label line starts with the first word of some label: a cheap test that rules out prose.
@@ -233,6 +235,17 @@ class LocaleTable:
         if concepts is not None:
             found &= set(concepts)
         return [LabelMatch(frozenset(found), text.strip(" \t\n\u00a0|·•"), guessed=True)] if found else None
+
+    def month_numbers(self) -> dict[str, int]:
+        """Folded month name or abbreviation -> month number, over every locale; rows list them in order."""
+        if not hasattr(self, "_months"):
+            months: dict[str, int] = {}
+            for concept in ("month", "month_abbr"):
+                for locale in sorted(self.locales()):
+                    for number, name in enumerate(self.labels(concept, locale), start=1):
+                        months.setdefault(label_key(name), number)
+            self._months = months
+        return self._months
 
     def mentions(self, text: str, concept: str) -> bool:
         """Whether any word of ``text`` is one of the concept's terms (a cookie notice says "cookies")."""

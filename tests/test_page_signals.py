@@ -183,3 +183,26 @@ def test_index_page_is_not_an_article():
     )
     reading = read_article(page(f"<main>{teasers}</main>"), "https://daily.example/")
     assert not reading.is_article
+
+
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        ("19 november 2025 kl. 08.12", "2025-11-19T08:12"),
+        ("Published Feb 3, 2025", "2025-02-03"),
+        ("Publié le 10/06/2025 à 18h42", "2025-06-10T18:42"),
+        ("24.11.2025, 11:03 Uhr", "2025-11-24T11:03"),
+        ("5 listopada 2025, 8:30", "2025-11-05T08:30"),
+        ("Updated yesterday", None),
+        ("31 februari 2025", None),
+    ],
+)
+def test_visible_dates_with_the_table_s_month_names(text: str, iso: str | None):
+    from newscrawl.page.article import parse_visible_date
+
+    assert parse_visible_date(text, default_locale_table().month_numbers()) == iso
+
+
+def test_date_shown_only_as_text_near_the_headline():
+    reading = read_article(article('<p class="meta">Publicerad 19 november 2025 kl. 08.12</p>'), "https://d.example/a")
+    assert reading.published_at == "2025-11-19T08:12"

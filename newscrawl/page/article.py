@@ -21,7 +21,7 @@ from parsel import Selector
 from w3lib.html import remove_tags, replace_entities
 
 from newscrawl.items import BoilerplateBlock, Image, RelatedLink
-from newscrawl.locales import BOILERPLATE_KINDS, LabelMatch, LocaleTable, default_locale_table
+from newscrawl.locales import BOILERPLATE_KINDS, LabelMatch, LocaleTable, default_locale_table, label_key
 from newscrawl.page.dom import HEADING_TAGS, Block, PageText, element_tag, linearize, normalize_space
 from newscrawl.page.language import detect_language
 from newscrawl.page.signals import chrome_kind, image_source, is_decorative_image, landmark_kind
@@ -1242,7 +1242,22 @@ class ArticlePage:
             parsed = iso_datetime(value)
             if parsed:
                 return parsed
-        return iso_datetime(self.data.published_at)
+        return iso_datetime(self.data.published_at) or self._visible_date()
+
+    def _visible_date(self) -> str | None:
+        """A date the page shows only as text near the headline: "19 november 2025 kl. 08.12"."""
+        if self.title_el is None:
+            return None
+        title_start, title_end = self.page.spans[self.title_el]
+        months = self.locales.month_numbers()
+        nearby = [b for b in self.page.blocks if title_start - 400 <= b.start and b.start <= title_end + 400]
+        for block in nearby:
+            if len(block.text) > 200 or block.index in self.block_region:
+                continue
+            found = parse_visible_date(block.text, months)
+            if found:
+                return found
+        return None
 
     def _declared_language(self) -> str | None:
         for xpath in ("//article/@lang", "/html/@lang", "//meta[@http-equiv='content-language']/@content"):
@@ -1437,6 +1452,45 @@ def iso_datetime(value: str | None) -> str | None:
         except ValueError:
             continue
     return None
+
+
+_NUMERIC_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b|\b(\d{1,2})[./](\d{1,2})[./](\d{4})\b")
+_DAY_MONTH_YEAR = re.compile(r"\b(\d{1,2})\.?\s+([^\W\d_]{3,12})\.?,?\s+(\d{4})\b")
+_MONTH_DAY_YEAR = re.compile(r"\b([^\W\d_]{3,12})\.?\s+(\d{1,2}),?\s+(\d{4})\b")
+_CLOCK = re.compile(r"(?<![\d.:])(\d{1,2})[:.h](\d{2})(?![\d])")
+
+
+def parse_visible_date(text: str, months: dict[str, int]) -> str | None:
+    """ISO 8601 ("2025-11-19T08:12", or the date alone) for the first date in ``text``, or None."""
+    date = None
+    for pattern in (_NUMERIC_DATE, _DAY_MONTH_YEAR, _MONTH_DAY_YEAR):
+        match = pattern.search(text)
+        if not match:
+            continue
+        groups = match.groups()
+        if pattern is _NUMERIC_DATE:
+            year, month, day = (groups[0], groups[1], groups[2]) if groups[0] else (groups[5], groups[4], groups[3])
+            year, month, day = int(year), int(month), int(day)
+            if month > 12 and day <= 12:  # "11/24/2025": the American order
+                month, day = day, month
+        elif pattern is _DAY_MONTH_YEAR:
+            day, month, year = int(groups[0]), months.get(label_key(groups[1])), int(groups[2])
+        else:
+            month, day, year = months.get(label_key(groups[0])), int(groups[1]), int(groups[2])
+        if month is None:
+            continue
+        try:
+            date = datetime(year, month, day)
+        except ValueError:
+            continue
+        rest = text[match.end() :]
+        break
+    if date is None:
+        return None
+    clock = _CLOCK.search(rest)
+    if clock and int(clock.group(1)) < 24 and int(clock.group(2)) < 60:
+        return date.replace(hour=int(clock.group(1)), minute=int(clock.group(2))).isoformat(timespec="minutes")
+    return date.date().isoformat()
 
 
 # ---- __NEXT_DATA__ shapes --------------------------------------------------------------------------------
