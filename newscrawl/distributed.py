@@ -34,6 +34,7 @@ import time
 import uuid
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -410,7 +411,7 @@ class LeasedScheduler(Scheduler):
     heartbeat: threading.Thread | None
     stopping: threading.Event
 
-    @property
+    @cached_property
     def keys(self) -> FrontierKeys:
         return FrontierKeys.from_settings(self.crawler.settings, self.spider.name)
 
@@ -563,7 +564,7 @@ class RedisSeeds:
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
         return extension
 
-    @property
+    @cached_property
     def keys(self) -> FrontierKeys:
         return FrontierKeys.from_settings(self.crawler.settings, self.crawler.spider.name)
 
@@ -653,6 +654,7 @@ class SharedPolitenessHandler(HTTP11DownloadHandler):
         super().__init__(crawler)
         self.server = redis_from_settings(crawler.settings)
         self.script = self.server.register_script(TURN_SCRIPT)
+        self.keys = FrontierKeys.from_settings(crawler.settings, "")  # politeness keys are per site, not per spider
 
     def slot_delay(self, request: Request) -> tuple[str, float]:
         downloader = self._crawler.engine.downloader
@@ -673,7 +675,7 @@ class SharedPolitenessHandler(HTTP11DownloadHandler):
         Asked again after each wait rather than booked ahead: a worker that was busy when its turn came (parsing, a
         database write) would otherwise send late, next to another worker's request.
         """
-        key = FrontierKeys.from_settings(self._crawler.settings, self._crawler.spider.name).politeness(slot)
+        key = self.keys.politeness(slot)
         stats = self._crawler.stats
         # Bounded: with many workers on one site a request could lose the race again and again; after this long it
         # goes out anyway (and is counted), rather than waiting for ever.
