@@ -313,14 +313,88 @@ class Storage:
         result = SaveResult()
         try:
             with self.transaction() as cursor:
-                for record in records:
-                    kind = self._save_one(cursor, record)
+                keys = [article_url(record) for record in records]
+                if len(set(keys)) == len(keys):
+                    kinds = self._save_batch(cursor, records, keys)
+                else:  # the same article twice in one batch: its versions must follow one another
+                    kinds = [self._save_one(cursor, record) for record in records]
+                for kind in kinds:
                     setattr(result, kind, getattr(result, kind) + 1)
         except StorageError:
             raise
         except Exception as exc:
             raise StorageError(f"{type(exc).__name__}: {exc}") from exc
         return result
+
+    def _select_in(self, cursor: Any, query: str, values: list[Any]) -> list[tuple]:
+        """``query`` with ``IN (?, ...)`` for ``values``, in chunks SQLite's parameter limit allows."""
+        rows: list[tuple] = []
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            cursor.execute(self.sql(query.format(marks=", ".join("?" * len(chunk)))), chunk)
+            rows.extend(cursor.fetchall())
+        return rows
+
+    def _save_batch(self, cursor: Any, records: list[Mapping[str, Any]], keys: list[str]) -> list[str]:
+        """The same writes as ``_save_one``, a statement per table per batch instead of per record.
+
+        Each statement is a round trip to PostgreSQL and a VM run in SQLite: a batch of 50 articles costs
+        about ten statements here against some six hundred one record at a time.
+        """
+        before = dict(self._select_in(cursor, "SELECT article_url, content_hash FROM articles WHERE article_url IN ({marks})", keys))
+        now = utc_now()
+        digests, kinds, rows = [], [], []
+        for key, record in zip(keys, records):
+            digest = content_hash(record)
+            seen = record.get("fetched_at") or now
+            kinds.append("new" if key not in before else "unchanged" if before[key] == digest else "changed")
+            digests.append(digest)
+            row = {
+                **{name: record.get(name) for name in ARTICLE_COLUMNS},
+                "article_url": key,
+                "ai_reported": bool(record.get("ai_reported")),
+                "authors": json.dumps(list(record.get("authors") or []), ensure_ascii=False),
+                "content_hash": digest,
+                "first_seen": seen,
+                "last_seen": seen,
+            }
+            rows.append([row[name] for name in ARTICLE_COLUMNS])
+        cursor.executemany(self.sql(UPSERT_ARTICLE), rows)
+        ids = dict(self._select_in(cursor, "SELECT article_url, id FROM articles WHERE article_url IN ({marks})", keys))
+        article_ids = [ids[key] for key in keys]
+        versioned = [i for i, kind in enumerate(kinds) if kind != "unchanged"]
+        if versioned:
+            latest = dict(self._select_in(
+                cursor,
+                "SELECT article_id, MAX(version) FROM article_versions WHERE article_id IN ({marks}) GROUP BY article_id",
+                [article_ids[i] for i in versioned],
+            ))
+            cursor.executemany(self.sql(INSERT_VERSION), [
+                (
+                    article_ids[i], (latest.get(article_ids[i]) or 0) + 1, digests[i], records[i]["title"],
+                    records[i]["body"], json.dumps(captions(records[i]), ensure_ascii=False),
+                    records[i].get("fetched_at"), now,
+                )
+                for i in versioned
+            ])
+        # The pages these came from are now safe to ask for conditionally (see FetchState.stored_at).
+        cursor.executemany(self.sql("UPDATE fetch_state SET stored_at = ? WHERE url = ?"), [(now, r.get("url")) for r in records])
+        for table, (item_field, columns) in CHILD_ROWS.items():
+            # Replacing the children keeps them exactly as on the latest visit, in page order.
+            for start in range(0, len(article_ids), 500):
+                chunk = article_ids[start : start + 500]
+                cursor.execute(self.sql(f"DELETE FROM {table} WHERE article_id IN ({', '.join('?' * len(chunk))})"), chunk)
+            children = [
+                (article_id, position, *(bool(entry.get(c)) if c in BOOLEAN_COLUMNS else entry.get(c) for c in columns))
+                for article_id, record in zip(article_ids, records)
+                for position, entry in enumerate(record.get(item_field) or [])
+            ]
+            if children:
+                cursor.executemany(self.sql(
+                    f"INSERT INTO {table} (article_id, position, {', '.join(columns)}) "
+                    f"VALUES (?, ?, {', '.join('?' * len(columns))})"
+                ), children)
+        return kinds
 
     def _save_one(self, cursor: Any, record: Mapping[str, Any]) -> str:
         key = article_url(record)
