@@ -495,6 +495,8 @@ class LeasedScheduler(Scheduler):
         spider = self.spider
         if not hasattr(spider, "own_allowed_domains"):
             spider.own_allowed_domains = list(getattr(spider, "allowed_domains", None) or [])
+            if spider.own_allowed_domains:  # the worker's -a starts go into the shared queue: their domains too
+                self.server.sadd(self.keys.domains, *spider.own_allowed_domains)
         shared = {member.decode() for member in self.server.smembers(self.keys.domains)}
         self.domain_count = len(shared)
         spider.allowed_domains = sorted(set(spider.own_allowed_domains) | shared)

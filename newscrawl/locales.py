@@ -106,6 +106,7 @@ class LocaleTable:
                 self._terms[concept].append(tuple(label_key(part) for part in label.split("+")))
             elif concept not in ("month", "month_abbr"):  # month names are read in dates, never labels
                 self._concepts_by_key.setdefault(label_key(label), set()).add(concept)
+        self._mention_patterns: dict[str, re.Pattern[str]] = {}
         self._max_words = max((len(key.split()) for key in self._concepts_by_key), default=1)
         # Every label line starts with the first word of some label: a cheap test that rules out prose.
         self._first_words = {key.split()[0] for key in self._concepts_by_key if key}
@@ -249,7 +250,13 @@ class LocaleTable:
 
     def mentions(self, text: str, concept: str) -> bool:
         """Whether any word of ``text`` is one of the concept's terms (a cookie notice says "cookies")."""
-        return self._has_term([w.casefold() for w in _WORDS.findall(text)], concept)
+        pattern = self._mention_patterns.get(concept)
+        if pattern is None:
+            # One search in C over the whole text; asked of every block of every page.
+            stems = sorted({stem for phrase in self._terms[concept] for stem in phrase}, key=len, reverse=True)
+            alternatives = [re.escape(stem) + (r"\w*" if len(stem) >= 4 else r"\b") for stem in stems]
+            pattern = self._mention_patterns[concept] = re.compile(r"\b(?:" + "|".join(alternatives) + ")", re.IGNORECASE)
+        return pattern.search(text) is not None
 
     def mentions_newsletter(self, text: str) -> bool:
         """A short call to action about a newsletter ("Subscrever newsletter", "Apúntate a nuestro boletín")."""

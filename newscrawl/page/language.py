@@ -35,7 +35,7 @@ def primary_subtag(tag: str | None) -> str | None:
 def detect_language(text: str, declared: list[str | None] = ()) -> str | None:
     """BCP-47 primary language of ``text``; declared tags (article, html, JSON-LD) break near-ties."""
     declared_tags = [tag for tag in (primary_subtag(d) for d in declared) if tag]
-    sample = text[:800]  # enough for a confident guess; the model's cost grows with the text
+    sample = text[:500]  # enough for a confident guess; the model's cost grows with the text
     if len(sample.strip()) < 40:
         return declared_tags[0] if declared_tags else None
     lang, probability = _identifier().classify(sample)
