@@ -49,10 +49,10 @@ clean_text = MapCompose(str, strip_markup, normalize_space, drop_empty)
 
 
 def _text_or_none(value: Any) -> str | None:
+    """``clean_text`` for one nested value, called directly: a MapCompose per field of every entry costs."""
     if value is None:
         return None
-    cleaned = clean_text(value)
-    return cleaned[0] if cleaned else None
+    return drop_empty(normalize_space(strip_markup(str(value))))
 
 
 def _fields(value: Any) -> dict[str, Any]:
