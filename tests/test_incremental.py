@@ -242,3 +242,30 @@ def test_a_feed_is_read_in_full_every_run_and_its_articles_conditionally(site, t
     assert MANIFEST["feeds"]["rss"] in fetched_in_full
     assert stats["newscrawl/http/not_modified"] == len(items) and again == []
     assert stats.get("newscrawl/articles/new", 0) == 0
+
+
+@pytest.mark.parametrize("status", ["running", "died", "shutdown"])
+def test_after_a_run_that_did_not_finish_every_page_is_fetched_in_full(site, tmp_path: Path, status: str) -> None:
+    database_url = f"sqlite:///{tmp_path / 'news.sqlite3'}"
+    entry = site.url + MANIFEST["entry"]
+    args = ("-a", f"url={entry}", "-a", "depth=1")
+    items, _ = crawl(tmp_path, database_url, *args)
+    # A later run that ended without finishing its queue: killed (still "running", or marked "died") or stopped.
+    storage = open_storage(database_url)
+    try:
+        run = storage.start_run("article", "article", pid=999999)
+        if status != "running":
+            storage.finish_run(run, status, {})
+    finally:
+        storage.close()
+
+    site.clear_requests()
+    again, stats = crawl(tmp_path, database_url, *args)
+    assert stats["newscrawl/incremental/after_interrupted_run"] == 1
+    assert not conditional_paths(site) and "newscrawl/http/not_modified" not in stats
+    assert len(again) == len(items) and stats["newscrawl/articles/unchanged"] == len(items)
+
+    # That run finished: the next asks conditionally again.
+    site.clear_requests()
+    _, stats = crawl(tmp_path, database_url, *args)
+    assert conditional_paths(site) == set(DEPTH_1) and "newscrawl/incremental/after_interrupted_run" not in stats
