@@ -297,6 +297,21 @@ def test_an_idle_worker_waits_for_seeds_then_crawls_them(crawl: Crawl) -> None:
     assert sorted(paths(crawl.stored())) == sorted(MANIFEST["newest_20"])
 
 
+def test_a_workers_own_start_goes_through_the_shared_queue(crawl: Crawl) -> None:
+    """`scrapy crawl article -a url=...` as a worker: its start and its domain are shared like a seed's."""
+    crawl.start_worker("-a", "depth=0")
+    crawl.wait_for_workers(1)
+    crawl.start_worker("-a", f"sitemap={crawl.site.url}{MANIFEST['sitemaps']['news']}", "-a", "depth=0")
+    assert crawl.wait() == [0, 0]
+    newest = set(MANIFEST["newest_20"])
+    assert_each_article_fetched_once_and_stored_once(crawl, newest)
+    from newscrawl.distributed import FrontierKeys
+
+    assert redis_client().smembers(FrontierKeys(crawl.prefix, "article").domains) == {b"127.0.0.1"}
+    # Every request, the -a start too, was taken from the shared queue (which worker took it is up to timing).
+    assert sum(crawl.stat(i, "scheduler/dequeued/redis") for i in range(2)) == len(newest) + 1
+
+
 def test_seed_and_frontier_commands(crawl: Crawl) -> None:
     sitemap, feed = crawl.site.url + MANIFEST["sitemaps"]["news"], crawl.site.url + MANIFEST["feeds"]["rss"]
     done = crawl.scrapy("seed", "article", sitemap, "-a", f"feed={feed}", *crawl.settings())
