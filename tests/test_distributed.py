@@ -245,6 +245,25 @@ def test_a_worker_killed_midway_loses_nothing_the_other_fetches_what_it_held(cra
     assert crawl.status().finished
 
 
+@pytest.mark.parametrize("crawl", [0.15], indirect=True)
+def test_a_worker_stopped_with_ctrl_c_finishes_what_it_holds(crawl: Crawl) -> None:
+    stopped = crawl.start_worker("-a", "depth=0", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=4")
+    crawl.start_worker("-a", "depth=0", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=4")
+    crawl.wait_for_workers(2)
+    crawl.seed(crawl.site.url + MANIFEST["sitemaps"]["articles"])
+    deadline = time.monotonic() + 60
+    while len(ARTICLES & set(crawl.site.paths())) < 12:
+        assert time.monotonic() < deadline, "the crawl never reached its middle"
+        time.sleep(0.02)
+    stopped.send_signal(signal.SIGINT)
+    assert stopped.wait(timeout=DEADLINE) == 0
+    assert crawl.workers[1].wait(timeout=DEADLINE) == 0
+    # A graceful stop is no crash: nothing was left for the lease to give back, nothing fetched twice or lost.
+    assert_each_article_fetched_once_and_stored_once(crawl, ARTICLES)
+    assert crawl.stat(1, "newscrawl/distributed/reclaimed") == 0
+    assert "'finish_reason': 'shutdown'" in crawl.log(0)
+
+
 def min_gap(times: list[float]) -> float:
     ordered = sorted(times)
     return min(b - a for a, b in zip(ordered, ordered[1:]))
