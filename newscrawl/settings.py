@@ -39,7 +39,12 @@ DOWNLOADER_MIDDLEWARES = {
     "newscrawl.downloadermiddlewares.domaincap.DomainCapMiddleware": 120,
     # Next to the download handler, like HttpCacheMiddleware (900): a replayed page skips only the network.
     "newscrawl.middlewares.ReplayMiddleware": 950,
+    # The last to see a response (lowest number): it reads the final, decoded page in a worker process.
+    "newscrawl.extraction.ExtractionPoolMiddleware": 30,
 }
+# Worker processes that read pages beside the crawl's own ("auto": one when the machine has a second core;
+# 0: read pages in the crawl's process).
+NEWSCRAWL_EXTRACTION_WORKERS = "auto"
 SPIDER_MIDDLEWARES = {
     # Beside DepthMiddleware (900): links are judged as the spider yields them, before they reach the scheduler.
     "newscrawl.spidermiddlewares.traps.TrapMiddleware": 850,

@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 from newscrawl.discovery import document_kind, feed_links, is_robots_or_root, read_sitemap, robots_sitemaps
 from newscrawl.items import Article
 from newscrawl.loaders import load_article
+from newscrawl.extraction import ITEM_META_KEY, READING_META_KEY
 from newscrawl.page.article import read_article
 from newscrawl.urls import WEB_SCHEMES, clean_url, url_key
 
@@ -177,7 +178,8 @@ class ArticleSpider(scrapy.Spider):
             stats.inc_value("newscrawl/pages/not_html")
             self.logger.info("Skipped %s: not an HTML page (%s)", response.url, type(response).__name__)
             return
-        reading = read_article(response.selector, response.url)
+        # Read in a worker process by ExtractionPoolMiddleware when it is on; here otherwise.
+        reading = response.meta.get(READING_META_KEY) or read_article(response.selector, response.url)
         # The URL the link pointed at, before any redirect: that is the key links to this page carry.
         page = url_key(response.meta.get("redirect_urls", [response.url])[0])
         hops = min(response.meta.get(HOPS, 0), self.hops.get(page, response.meta.get(HOPS, 0)))
@@ -199,7 +201,13 @@ class ArticleSpider(scrapy.Spider):
                 self.logger.debug("Skipped %s: same article as %s, already stored", response.url, reading.canonical_url)
             else:
                 self.stored.add(canonical)
-                yield load_article(reading, fetched_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                fetched_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                item = response.meta.get(ITEM_META_KEY)
+                if item is None:
+                    item = load_article(reading, fetched_at=fetched_at)
+                else:
+                    item.fetched_at = fetched_at
+                yield item
         links = [related.url for related in reading.related] + list(reading.article_links)
         urls = [url for url in dict.fromkeys(clean_url(response.urljoin(link)) for link in links) if url is not None]
         for key in keys:
