@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,9 +15,9 @@ from scrapy.utils.gz import gunzip, gzip_magic_number
 from twisted.python.failure import Failure
 
 from newscrawl.discovery import document_kind, feed_links, is_robots_or_root, read_sitemap, robots_sitemaps
+from newscrawl.extraction import ITEM_META_KEY, READING_META_KEY
 from newscrawl.items import Article
 from newscrawl.loaders import load_article
-from newscrawl.extraction import ITEM_META_KEY, READING_META_KEY
 from newscrawl.page.article import read_article
 from newscrawl.urls import WEB_SCHEMES, clean_url, url_key
 
@@ -37,6 +38,22 @@ SCRAPY_REFUSAL_STATS = {"offsite": "offsite/filtered", "robots": "robotstxt/forb
 SEED_KINDS = ("page", "sitemap", "feed", "auto")
 NO_START = ("give a start: -a url=https://... , -a urls=list.txt (one URL per line), "
             "-a sitemap=https://.../sitemap.xml or -a feed=https://.../rss.xml")
+
+
+class RecentLinks(OrderedDict):
+    """The followable links of the pages read most recently, at most ``capacity`` pages.
+
+    A page is found again closer to the start soon after it was read, or not at all; keeping every page's
+    links would make memory grow with the crawl (17 URLs a page), which a crawl of millions cannot afford.
+    """
+
+    capacity = 10_000
+
+    def __setitem__(self, key: str, links: list[str]) -> None:
+        super().__setitem__(key, links)
+        self.move_to_end(key)
+        while len(self) > self.capacity:
+            self.popitem(last=False)
 
 
 def parse_depth(value: Any) -> int:
@@ -116,7 +133,7 @@ class ArticleSpider(scrapy.Spider):
         self.hops: dict[str, int] = {}
         # The followable links of each page read, so that a page found closer to the start later (pages finish in
         # any order) passes the shorter distance on to its links without being fetched again.
-        self.links_of: dict[str, list[str]] = {}
+        self.links_of: dict[str, list[str]] = RecentLinks()
         self.stored: set[str] = set()  # canonical keys of the articles yielded in this crawl
         self.refused_by_depth: set[str] = set()
 
@@ -126,6 +143,7 @@ class ArticleSpider(scrapy.Spider):
         # A worker of a distributed crawl may start with none: its starts come from the shared queue in Redis.
         if not spider.start_urls and not crawler.settings.get("NEWSCRAWL_REDIS_URL"):
             raise ValueError(NO_START)
+        spider.links_of.capacity = crawler.settings.getint("NEWSCRAWL_LINK_MEMORY", RecentLinks.capacity)
         if spider.max_pages is not None:
             # Scrapy's CloseSpider extension enforces it; the crawler freezes its settings only after this method.
             crawler.settings.set("CLOSESPIDER_PAGECOUNT", spider.max_pages, priority="spider")
