@@ -269,6 +269,12 @@ def min_gap(times: list[float]) -> float:
     return min(b - a for a, b in zip(ordered, ordered[1:]))
 
 
+def min_span(times: list[float], requests: int = 5) -> float:
+    """The shortest time in which the site received `requests` requests in a row."""
+    ordered = sorted(times)
+    return min(b - a for a, b in zip(ordered, ordered[requests - 1:]))
+
+
 def test_download_delay_holds_across_workers(crawl: Crawl) -> None:
     delay = 0.25
     polite = ["-s", f"DOWNLOAD_DELAY={delay}", "-s", "RANDOMIZE_DOWNLOAD_DELAY=False", "-a", "depth=0"]
@@ -282,8 +288,13 @@ def test_download_delay_holds_across_workers(crawl: Crawl) -> None:
     newest = set(MANIFEST["newest_20"])
     assert newest <= {path for _, path in timed}
     assert all(crawl.stat(i, "response_received_count") > 1 for i in range(2))
-    # Two workers, one site: its requests still come DOWNLOAD_DELAY apart, as from one worker.
-    assert min_gap([at for at, _ in timed]) >= delay * 0.9
+    # Two workers, one site: its requests still come DOWNLOAD_DELAY apart, as from one worker.  The turn is taken in
+    # Redis just before a request goes out; a worker busy for a moment then (parsing a page) may send it a little
+    # late, so a gap may fall short of the delay by that much, never to two workers' rate: five requests in a row
+    # take four delays, give or take that.
+    times = [at for at, _ in timed]
+    assert min_gap(times) >= delay * 0.5
+    assert min_span(times) >= 4 * delay * 0.8
     assert sum(crawl.stat(i, "newscrawl/distributed/politeness_waits") for i in range(2)) > 0
 
 
@@ -298,7 +309,8 @@ def test_without_shared_politeness_two_workers_hit_a_site_twice_as_often(crawl: 
     crawl.seed(crawl.site.url + MANIFEST["feeds"]["rss"])
     assert crawl.wait() == [0, 0]
     assert all(crawl.stat(i, "response_received_count") > 1 for i in range(2))
-    assert min_gap([at for at, _ in crawl.site.timed_paths()]) < delay * 0.9
+    times = [at for at, _ in crawl.site.timed_paths()]
+    assert min_gap(times) < delay * 0.5 and min_span(times) < 4 * delay * 0.8
 
 
 def test_an_idle_worker_waits_for_seeds_then_crawls_them(crawl: Crawl) -> None:
