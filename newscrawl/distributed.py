@@ -111,7 +111,8 @@ class FrontierKeys:
 
     @property
     def links(self) -> str:
-        """Hash: the followable links (JSON list) of each page read (the spider's ``links_of``, shared)."""
+        """Hash: the followable links (JSON list) of the pages read most recently (the spider's ``links_of``,
+        shared; NEWSCRAWL_LINK_MEMORY pages at most, oldest first in the list ``<links>:order``)."""
         return f"{self.base}:links"
 
     def heartbeat(self, worker: str) -> str:
@@ -253,7 +254,8 @@ def frontier_status(server: Redis, keys: FrontierKeys) -> FrontierStatus:
 
 def clear_frontier(server: Redis, keys: FrontierKeys) -> int:
     """Delete the whole frontier of the spider (queue, seeds, seen fingerprints, domains, workers' leases)."""
-    names = [keys.seeds, keys.requests, keys.dupefilter, keys.domains, keys.workers, keys.hops, keys.links]
+    names = [keys.seeds, keys.requests, keys.dupefilter, keys.domains, keys.workers, keys.hops, keys.links,
+             f"{keys.links}:order"]
     names += [key for key in server.scan_iter(match=f"{keys.base}:worker:*", count=1000)]
     names += [key for key in server.scan_iter(match=f"{keys.base}:inflight:*", count=1000)]
     return server.delete(*names)
@@ -309,6 +311,30 @@ class SharedHops(SharedMapping):
 
     def __setitem__(self, name: str, value: int) -> None:
         self.set_min(keys=[self.key], args=[name, int(value)])
+
+
+# KEYS: hash, order list; ARGV: field, value, capacity.  Sets the field, and drops the oldest fields past capacity.
+SET_RECENT_SCRIPT = """
+if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then redis.call('RPUSH', KEYS[2], ARGV[1]) end
+local capacity = tonumber(ARGV[3])
+while redis.call('LLEN', KEYS[2]) > capacity do
+  redis.call('HDEL', KEYS[1], redis.call('LPOP', KEYS[2]))
+end
+"""
+
+
+class SharedRecentLinks(SharedMapping):
+    """The spider's links of the pages read most recently, at most ``capacity`` pages over all workers together
+    (as ``RecentLinks`` keeps them in one process): the crawl's memory in Redis does not grow with the crawl."""
+
+    def __init__(self, server: Redis, key: str, capacity: int):
+        super().__init__(server, key)
+        self.order = f"{key}:order"
+        self.capacity = capacity
+        self.set_recent = server.register_script(SET_RECENT_SCRIPT)
+
+    def __setitem__(self, name: str, value: list[str]) -> None:
+        self.set_recent(keys=[self.key, self.order], args=[name, json.dumps(value), self.capacity])
 
 
 def wake(crawler: Crawler) -> None:
@@ -572,7 +598,9 @@ class RedisSeeds:
 
     def spider_opened(self, spider: Spider) -> None:
         if isinstance(getattr(spider, "hops", None), dict) and isinstance(getattr(spider, "links_of", None), dict):
-            shared_hops, shared_links = SharedHops(self.server, self.keys.hops), SharedMapping(self.server, self.keys.links)
+            capacity = getattr(spider.links_of, "capacity", 10_000)
+            shared_hops = SharedHops(self.server, self.keys.hops)
+            shared_links = SharedRecentLinks(self.server, self.keys.links, capacity)
             for name, hops in spider.hops.items():  # the -a starts, read before the crawl opened
                 shared_hops[name] = hops
             spider.hops, spider.links_of = shared_hops, shared_links

@@ -67,3 +67,33 @@ def test_frontier_keys_are_per_prefix_and_spider() -> None:
         "crawl1:article:seeds", "crawl1:article:requests", "crawl1:article:dupefilter")
     assert keys.inflight("w1") == "crawl1:article:inflight:w1" and keys.heartbeat("w1") == "crawl1:article:worker:w1"
     assert keys.politeness("site.example") == "crawl1:politeness:site.example"
+
+
+def test_shared_recent_links_keep_the_last_pages_read_over_all_workers() -> None:
+    import os
+    import uuid
+
+    url = os.environ.get("NEWSCRAWL_TEST_REDIS_URL", "")
+    if not url:
+        pytest.skip("NEWSCRAWL_TEST_REDIS_URL is not set (`.ci/redis start` prints it; .ci/run sets it)")
+    import redis
+
+    from newscrawl.distributed import SharedHops, SharedRecentLinks
+
+    server = redis.Redis.from_url(url)
+    key = f"test-{uuid.uuid4().hex[:10]}"
+    try:
+        workers = [SharedRecentLinks(server, f"{key}:links", capacity=3) for _ in range(2)]
+        for number in range(5):
+            workers[number % 2][f"/page/{number}"] = [f"/link/{number}"]
+        workers[0]["/page/4"] = ["/link/4b"]  # rewriting a page does not count twice
+        assert sorted(workers[1]) == ["/page/2", "/page/3", "/page/4"]
+        assert workers[1]["/page/4"] == ["/link/4b"] and "/page/0" not in workers[0]
+        hops = SharedHops(server, f"{key}:hops")
+        hops["/a"] = 3
+        hops["/a"] = 5  # a longer path found later never raises the distance
+        assert hops.get("/a") == 3 and hops.get("/b") is None
+        hops["/a"] = 1
+        assert hops["/a"] == 1 and len(hops) == 1
+    finally:
+        server.delete(f"{key}:links", f"{key}:links:order", f"{key}:hops")
