@@ -26,7 +26,7 @@ def _fingerprint(paragraph: str) -> bytes:
 class TemplateMemory:
     """Counts, per host, on how many distinct articles each paragraph was seen; bounded per host (LRU)."""
 
-    def __init__(self, min_articles: int = 3, max_paragraphs_per_host: int = 50_000):
+    def __init__(self, min_articles: int = 3, max_paragraphs_per_host: int = 5_000):
         self.min_articles = min_articles
         self.max_paragraphs = max_paragraphs_per_host
         self._seen: dict[str, OrderedDict[bytes, int]] = {}
@@ -65,7 +65,7 @@ class TemplatePipeline:
             raise NotConfigured("NEWSCRAWL_TEMPLATE_ENABLED is off")
         memory = TemplateMemory(
             min_articles=settings.getint("NEWSCRAWL_TEMPLATE_MIN_ARTICLES", 3),
-            max_paragraphs_per_host=settings.getint("NEWSCRAWL_TEMPLATE_MAX_PARAGRAPHS", 50_000),
+            max_paragraphs_per_host=settings.getint("NEWSCRAWL_TEMPLATE_MAX_PARAGRAPHS", 5_000),
         )
         return cls(memory, crawler.stats)
 

@@ -47,7 +47,7 @@ class RecentLinks(OrderedDict):
     links would make memory grow with the crawl (17 URLs a page), which a crawl of millions cannot afford.
     """
 
-    capacity = 10_000
+    capacity = 1_000
 
     def __setitem__(self, key: str, links: list[str]) -> None:
         super().__setitem__(key, links)
