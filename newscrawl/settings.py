@@ -70,7 +70,7 @@ ITEM_PIPELINES = {
 
 # Where items are stored: sqlite:///relative/path, sqlite:////absolute/path or postgresql://user:pw@host/db;
 # empty switches storage off (and with it incremental crawling and the runs table).
-NEWSCRAWL_DATABASE_URL = "sqlite:///data/newscrawl.sqlite3"
+NEWSCRAWL_DATABASE_URL = os.environ.get("NEWSCRAWL_DATABASE_URL", "sqlite:///data/newscrawl.sqlite3")
 # Items written per transaction.
 NEWSCRAWL_STORAGE_BATCH_SIZE = 50
 # Batches that could not be written wait here as JSONL and are written when storage next opens.
