@@ -8,7 +8,8 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 from newscrawl.schedule import utc
-from newscrawl.storage import Run, StorageError, open_storage, redact
+from newscrawl.commands.stored import print_from_storage
+from newscrawl.storage import Run, redact
 
 COLUMNS = ("id", "crawl", "status", "started (UTC)", "secs", "pages", "items", "new", "changed", "unchanged", "304",
            "errors")
@@ -51,17 +52,6 @@ class Command(ScrapyCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
             raise UsageError("scrapy runs takes no arguments")
-        assert self.settings is not None
-        url = self.settings.get("NEWSCRAWL_DATABASE_URL")
-        if not url:
-            raise UsageError("NEWSCRAWL_DATABASE_URL is empty: no runs are recorded")
-        try:
-            storage = open_storage(url)
-        except (StorageError, ValueError) as exc:
-            print(f"Cannot open {redact(url)}: {exc}")
-            self.exitcode = 1
-            return
-        try:
-            print(format_runs(url, storage.runs(limit=opts.limit, crawl=opts.crawl)))
-        finally:
-            storage.close()
+        print_from_storage(
+            self, "no runs are recorded", lambda url, storage: format_runs(url, storage.runs(limit=opts.limit, crawl=opts.crawl))
+        )

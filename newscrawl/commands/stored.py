@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
-from newscrawl.storage import StorageError, StoredSummary, open_storage
+from newscrawl.storage import Storage, StorageError, StoredSummary, open_storage, redact
 
 
 def format_summary(database_url: str, summary: StoredSummary, titles: int) -> str:
@@ -51,16 +52,22 @@ class Command(ScrapyCommand):
         if args:
             raise UsageError("scrapy stored takes no arguments")
         assert self.settings is not None
-        url = self.settings.get("NEWSCRAWL_DATABASE_URL")
-        if not url:
-            raise UsageError("NEWSCRAWL_DATABASE_URL is empty: nothing is stored")
-        try:
-            storage = open_storage(url)
-        except (StorageError, ValueError) as exc:
-            print(f"Cannot open {url}: {exc}")
-            self.exitcode = 1
-            return
-        try:
-            print(format_summary(url, storage.summary(), opts.titles))
-        finally:
-            storage.close()
+        print_from_storage(self, "nothing is stored", lambda url, storage: format_summary(url, storage.summary(), opts.titles))
+
+
+def print_from_storage(command: ScrapyCommand, nothing: str, render: Callable[[str, Storage], str]) -> None:
+    """Open the configured database, print what ``render`` makes of it, close it; a clear line if it can't."""
+    assert command.settings is not None
+    url = command.settings.get("NEWSCRAWL_DATABASE_URL")
+    if not url:
+        raise UsageError(f"NEWSCRAWL_DATABASE_URL is empty: {nothing}")
+    try:
+        storage = open_storage(url)
+    except (StorageError, ValueError) as exc:
+        print(f"Cannot open {redact(url)}: {exc}")
+        command.exitcode = 1
+        return
+    try:
+        print(render(url, storage))
+    finally:
+        storage.close()
