@@ -237,9 +237,6 @@ class ArticlePage:
             else:
                 self.clean_text[block.index] = block.text
 
-    def _label_concepts(self, element: HtmlElement) -> set[str]:
-        return set().union(*(m.concepts for m in self.labels.get(element, [])))
-
     # ---- title ------------------------------------------------------------------------------------------
 
     def _find_title_element(self) -> HtmlElement | None:
@@ -340,6 +337,15 @@ class ArticlePage:
                         regions.append(_Region(self._box_of(element), kind, heading=element))
                         break
         regions.extend(self._cookie_banners())
+        # A sign-up link or button no label row spells out ("Receba a newsletter diária") opens a box too.
+        for element in self.root.xpath("//body//a | //body//button"):
+            if element in self.labels or element not in self.page.spans or self._inside(element, ("nav", "header", "footer")):
+                continue
+            if self.locales.mentions_newsletter(self.page.text_of(element)):
+                box = self._box_of(element)
+                # A call-to-action box, not a bar of links that happens to hold "Subscribe".
+                if box is not element and len(box.xpath(".//a")) <= 2 and not self._holds_content(box):
+                    regions.append(_Region(box, "newsletter"))
         # A sign-up form with an e-mail field is a newsletter box, whatever its wrapper is called.
         for form in self.root.iter("form"):
             if form in self.page.spans and form.xpath(".//input[@type='email' or contains(@name, 'mail')]"):
